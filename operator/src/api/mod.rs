@@ -1,0 +1,16 @@
+//! The Trimtab API, group `trimtab.dev`, version `v1alpha1`: resource types, their generated CRDs,
+//! and the reason vocabulary. No I/O.
+
+mod capacity_pool;
+pub mod crd;
+mod quantity;
+mod reason;
+mod scaling_policy;
+
+pub use capacity_pool::*;
+pub use quantity::{Quantity, QuantityError, format_decimal, milli_ceil_of};
+pub use reason::Reason;
+pub use scaling_policy::*;
+
+/// The API group of every Trimtab resource.
+pub const GROUP: &str = "trimtab.dev";

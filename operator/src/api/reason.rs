@@ -1,0 +1,79 @@
+//! One CamelCase vocabulary for why Trimtab did what it did. The same word is the decision's
+//! `limitedBy`, a condition's reason, an Event's reason and a metric label.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    // Why the recommendation is what it is.
+    /// An objective is over its target; replicas go up in proportion.
+    ObjectiveBreached,
+    /// Objectives ask for fewer replicas.
+    ObjectivesMet,
+    /// Objectives are within their tolerance (or between comfortable and breached): hold.
+    WithinTolerance,
+    /// Some objectives could not be read: scale up only.
+    PartialMetrics,
+    /// No objective could be read: hold.
+    MetricsUnavailable,
+    /// Data has been missing for missingData.failuresBeforeFallback rounds: fallbackReplicas.
+    MissingDataFallback,
+    /// The target is scaled to zero by someone else: Trimtab leaves it alone, as HPA does.
+    ScalingDisabled,
+
+    // What bounded it.
+    /// Nothing bounded the recommendation.
+    DesiredWithinRange,
+    /// Raised to minReplicas.
+    TooFewReplicas,
+    /// Lowered to maxReplicas.
+    TooManyReplicas,
+    /// Held down by the scale-up stabilization window.
+    ScaleUpStabilized,
+    /// Held up by the scale-down stabilization window.
+    ScaleDownStabilized,
+    /// Slowed by a scale-up rate policy.
+    ScaleUpLimit,
+    /// Slowed by a scale-down rate policy.
+    ScaleDownLimit,
+    /// Lowered to what the budget pays for.
+    BudgetLimited,
+    /// Over budget, but enforcement is Advisory: scaled anyway.
+    BudgetExceeded,
+    /// Even minReplicas costs more than the budget; minReplicas is kept.
+    MinReplicasOverBudget,
+    /// The spot pool is unavailable: every replica goes on-demand.
+    SpotUnavailable,
+}
+
+impl Reason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reason::ObjectiveBreached => "ObjectiveBreached",
+            Reason::ObjectivesMet => "ObjectivesMet",
+            Reason::WithinTolerance => "WithinTolerance",
+            Reason::PartialMetrics => "PartialMetrics",
+            Reason::MetricsUnavailable => "MetricsUnavailable",
+            Reason::MissingDataFallback => "MissingDataFallback",
+            Reason::ScalingDisabled => "ScalingDisabled",
+            Reason::DesiredWithinRange => "DesiredWithinRange",
+            Reason::TooFewReplicas => "TooFewReplicas",
+            Reason::TooManyReplicas => "TooManyReplicas",
+            Reason::ScaleUpStabilized => "ScaleUpStabilized",
+            Reason::ScaleDownStabilized => "ScaleDownStabilized",
+            Reason::ScaleUpLimit => "ScaleUpLimit",
+            Reason::ScaleDownLimit => "ScaleDownLimit",
+            Reason::BudgetLimited => "BudgetLimited",
+            Reason::BudgetExceeded => "BudgetExceeded",
+            Reason::MinReplicasOverBudget => "MinReplicasOverBudget",
+            Reason::SpotUnavailable => "SpotUnavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,392 @@
+//! `ScalingPolicy`: the app team's resource. One policy scales one Deployment.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Keeps a Deployment's service-level objectives met at the lowest cost its budget allows, and
+/// places its replicas on spot and on-demand capacity.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "trimtab.dev",
+    version = "v1alpha1",
+    kind = "ScalingPolicy",
+    plural = "scalingpolicies",
+    shortname = "sp",
+    category = "trimtab",
+    namespaced,
+    status = "ScalingPolicyStatus",
+    doc = "ScalingPolicy keeps a Deployment's service-level objectives met at the lowest cost its budget allows, and places its replicas on spot and on-demand capacity.",
+    printcolumn(name = "Target", type_ = "string", json_path = ".spec.targetRef.name"),
+    printcolumn(name = "Min", type_ = "integer", json_path = ".spec.minReplicas"),
+    printcolumn(name = "Max", type_ = "integer", json_path = ".spec.maxReplicas"),
+    printcolumn(name = "Current", type_ = "integer", json_path = ".status.currentReplicas"),
+    printcolumn(name = "Desired", type_ = "integer", json_path = ".status.desiredReplicas"),
+    printcolumn(name = "Spot", type_ = "integer", json_path = ".status.placement.spot"),
+    printcolumn(name = "Cost/h", type_ = "string", json_path = ".status.costPerHour"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must be less than or equal to maxReplicas").field_path(".minReplicas"))]
+#[x_kube(validation = Rule::new("!has(self.missingData) || !has(self.missingData.fallbackReplicas) || self.missingData.fallbackReplicas <= self.maxReplicas").message("missingData.fallbackReplicas must not exceed maxReplicas").field_path(".missingData.fallbackReplicas"))]
+#[x_kube(validation = Rule::new("!has(self.placement) || !has(self.placement.onDemandBase) || self.placement.onDemandBase <= self.maxReplicas").message("placement.onDemandBase must not exceed maxReplicas").field_path(".placement.onDemandBase"))]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingPolicySpec {
+    /// The workload to scale, in the policy's namespace. It cannot change: create a new policy to
+    /// scale another workload.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("targetRef is immutable: delete and recreate the ScalingPolicy to scale another workload"))]
+    pub target_ref: TargetRef,
+
+    /// The fewest replicas Trimtab keeps, whatever the objectives and the budget say.
+    #[serde(default = "default_min_replicas")]
+    #[schemars(range(min = 1))]
+    pub min_replicas: i32,
+
+    /// The most replicas Trimtab scales to.
+    #[schemars(range(min = 1))]
+    pub max_replicas: i32,
+
+    /// How often the objectives are read and a decision is made, as a duration ("15s", "1m").
+    /// Defaults to 15s, the HorizontalPodAutoscaler's sync period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    pub interval: Option<String>,
+
+    /// The service-level objectives, each a PromQL query and a target. The largest replica count any
+    /// objective asks for wins.
+    #[schemars(length(min = 1, max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub objectives: Vec<Objective>,
+
+    /// What to do when the objectives cannot be read. Trimtab never scales down on missing data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_data: Option<MissingData>,
+
+    /// Scale-up and scale-down rate limits and stabilization windows, with the semantics and defaults
+    /// of the HorizontalPodAutoscaler's autoscaling/v2 behavior, field for field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behavior: Option<Behavior>,
+
+    /// The most this workload may cost per hour, at the prices of its CapacityPools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
+
+    /// How replicas are split between a spot and an on-demand CapacityPool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+
+    /// Active scales the target. DryRun decides and reports on status and in Events, but never
+    /// changes the target: use it to try Trimtab beside an existing autoscaler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+}
+
+fn default_min_replicas() -> i32 {
+    1
+}
+
+/// A workload with a scale subresource in the policy's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRef {
+    /// The kind of the workload. Only Deployment is supported.
+    pub kind: TargetKind,
+    /// The name of the workload.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetKind {
+    Deployment,
+}
+
+/// One service-level objective: a PromQL query that returns a single number, and its target.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Objective {
+    /// A name unique within the policy, used in status, Events and metrics (a DNS label).
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+
+    /// A PromQL instant query that returns exactly one sample.
+    #[schemars(length(min = 1, max = 4096))]
+    #[x_kube(validation = Rule::new("self.trim() != ''").message("query must not be blank"))]
+    pub query: String,
+
+    /// The target, a positive quantity ("300m", "0.01", "50").
+    #[schemars(length(min = 1, max = 64))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).sign() == 1").message("target must be a positive quantity such as \"300m\", \"0.01\" or \"50\""))]
+    pub target: String,
+
+    /// How the query's value relates to replicas.
+    /// Ceiling: the value must stay at or below target (latency, error rate); a breach scales up in
+    /// proportion to it. AverageValue: the value is a total to spread, target per replica
+    /// (throughput); desired = ceil(value / target). Value: the value moves inversely with replicas;
+    /// desired = ceil(current × value / target).
+    pub kind: ObjectiveKind,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ObjectiveKind {
+    Ceiling,
+    AverageValue,
+    Value,
+}
+
+/// What to do when objectives cannot be read (no sample, NaN, Prometheus down).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MissingData {
+    /// Rounds in a row without complete data before fallbackReplicas applies. Defaults to 3.
+    #[serde(default = "default_failures_before_fallback")]
+    #[schemars(range(min = 1, max = 100))]
+    pub failures_before_fallback: i32,
+
+    /// Replicas to run while data stays missing, if that is more than the current count. Without
+    /// it, Trimtab holds the current count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub fallback_replicas: Option<i32>,
+}
+
+fn default_failures_before_fallback() -> i32 {
+    3
+}
+
+/// HorizontalPodAutoscaler autoscaling/v2 behavior. Omitted fields take HPA's defaults.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Behavior {
+    /// Defaults: no stabilization, at most +100% or +4 pods (whichever is more) per 15s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_up: Option<ScalingRules>,
+    /// Defaults: 300s stabilization, at most -100% per 15s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down: Option<ScalingRules>,
+}
+
+/// Rules for one direction, as HPAScalingRules.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingRules {
+    /// Recommendations from this far back are considered: scale-down goes no lower than the highest
+    /// of them, scale-up no higher than the lowest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub stabilization_window_seconds: Option<i32>,
+
+    /// Which policy applies when several do: Max (the largest change), Min (the smallest) or
+    /// Disabled (no scaling in this direction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select_policy: Option<SelectPolicy>,
+
+    /// Rate limits: at most `value` pods or percent per `periodSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 10))]
+    pub policies: Option<Vec<ScalingRulePolicy>>,
+
+    /// The relative change of an AverageValue or Value objective that is ignored, a quantity
+    /// ("0.1" = 10%). Defaults to 0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).sign() >= 0").message("tolerance must be a quantity of zero or more, such as \"0.1\""))]
+    pub tolerance: Option<String>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelectPolicy {
+    Max,
+    Min,
+    Disabled,
+}
+
+/// One rate limit.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingRulePolicy {
+    /// Pods (an absolute count) or Percent (of the replicas at the start of the period).
+    #[serde(rename = "type")]
+    pub type_: PolicyType,
+    /// The change allowed per period.
+    #[schemars(range(min = 1))]
+    pub value: i32,
+    /// The period, in seconds.
+    #[schemars(range(min = 1, max = 1800))]
+    pub period_seconds: i32,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyType {
+    Pods,
+    Percent,
+}
+
+/// A money budget, in the currency of the CapacityPools' prices.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Budget {
+    /// The most the workload may cost per hour, a positive quantity ("3.50").
+    #[schemars(length(min = 1, max = 64))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).sign() == 1").message("maxCostPerHour must be a positive quantity such as \"3.50\""))]
+    pub max_cost_per_hour: String,
+
+    /// Cap (default): never scale above what the budget pays for, except to keep minReplicas.
+    /// Advisory: report BudgetLimited on status and in an Event, but scale anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforcement: Option<Enforcement>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Enforcement {
+    #[default]
+    Cap,
+    Advisory,
+}
+
+/// How replicas are split between a spot and an on-demand CapacityPool.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    /// The CapacityPool (capacityType Spot) for the spot share.
+    #[schemars(length(min = 1, max = 253))]
+    pub spot_pool: String,
+
+    /// The CapacityPool (capacityType OnDemand) for the rest, and for everything while spot is
+    /// unavailable.
+    #[schemars(length(min = 1, max = 253))]
+    pub on_demand_pool: String,
+
+    /// The first replicas, always on-demand. Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub on_demand_base: Option<i32>,
+
+    /// The percentage of replicas above onDemandBase that go to spot (0 to 100).
+    #[schemars(range(min = 0, max = 100))]
+    pub spot_percentage: i32,
+
+    /// Spot pods unschedulable this long mark spot unavailable, and new replicas go on-demand.
+    /// Defaults to 90s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    pub fallback_after: Option<String>,
+
+    /// Spot healthy this long moves replicas back to spot. Defaults to 10m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    pub return_after: Option<String>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Active,
+    DryRun,
+}
+
+/// What Trimtab observed and decided last.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingPolicyStatus {
+    /// The generation of the spec the status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The target's replicas (spec.replicas of its scale subresource) when last observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_replicas: Option<i32>,
+    /// The replicas Trimtab decided on last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_replicas: Option<i32>,
+    /// Replicas per pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementStatus>,
+    /// The hourly cost of the desired replicas, at pool prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_per_hour: Option<String>,
+    /// Each objective's last value against its target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<ObjectiveStatus>,
+    /// The last decision and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision: Option<LastDecision>,
+    /// What stabilization windows and rate limits need, kept here so a restart changes no decision.
+    #[serde(default)]
+    pub history: History,
+    /// Ready, MetricsAvailable, ScalingActive, ScalingLimited, BudgetLimited, SpotFallback, Conflict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementStatus {
+    /// Replicas placed on the spot pool.
+    pub spot: i32,
+    /// Replicas placed on the on-demand pool.
+    pub on_demand: i32,
+    /// False while the spot pool is unavailable for this workload and replicas fall back to on-demand.
+    pub spot_healthy: bool,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectiveStatus {
+    pub name: String,
+    /// The last value read, absent when it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub target: String,
+    pub state: ObjectiveState,
+}
+
+/// Where an objective stands.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectiveState {
+    /// At or within target.
+    Met,
+    /// Over target.
+    Breached,
+    /// Could not be read this round.
+    NoData,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LastDecision {
+    pub time: Time,
+    pub from: i32,
+    pub to: i32,
+    /// Why the recommendation is what it is.
+    pub reason: crate::api::Reason,
+    pub message: String,
+    /// The stage that bounded the decision, DesiredWithinRange when none did.
+    pub limited_by: crate::api::Reason,
+}
+
+/// The decision history that HPA keeps in memory, kept in status instead.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct History {
+    /// Unstabilized recommendations, newest last, as long as a stabilization window needs them.
+    #[serde(default)]
+    pub recommendations: Vec<Recommendation>,
+    /// Applied replica changes (signed), newest last, as long as a rate-limit period needs them.
+    #[serde(default)]
+    pub scale_events: Vec<ScaleEvent>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Recommendation {
+    pub time: Time,
+    pub replicas: i32,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ScaleEvent {
+    pub time: Time,
+    /// Replicas added (positive) or removed (negative).
+    pub change: i32,
+}

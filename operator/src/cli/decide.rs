@@ -1,0 +1,195 @@
+//! `trimtab decide -f SITUATION`: one decision, explained. The situation is YAML or JSON (`-` for
+//! stdin); the decision is one JSON object on stdout. See docs/decide.md for the contract.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde::{Deserialize, Serialize};
+
+use super::CliError;
+use super::input::{InputError, parse_strict, read_source};
+use crate::api::{CapacityPool, CapacityType, History, Quantity, Reason, ScalingPolicy, format_decimal};
+use crate::engine::{
+    self, Absence, Current, Decision, ObjectiveOutcome, Observations, Policy, Pricing, Requests, Sample, Split, Step, UnitPrice,
+};
+
+#[derive(clap::Args)]
+pub struct DecideArgs {
+    /// The situation file (YAML or JSON), or - for stdin.
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+}
+
+/// Everything one decision depends on.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Situation {
+    now: Time,
+    policy: ScalingPolicy,
+    current_replicas: u32,
+    #[serde(default)]
+    observations: BTreeMap<String, ObservationInput>,
+    #[serde(default)]
+    consecutive_failures: u32,
+    #[serde(default)]
+    history: History,
+    #[serde(default)]
+    pools: Vec<CapacityPool>,
+    #[serde(default)]
+    pod_requests: Option<PodRequests>,
+    #[serde(default = "default_true")]
+    spot_healthy: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+struct ObservationInput {
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    absent: Option<Absence>,
+}
+
+#[derive(Deserialize)]
+struct PodRequests {
+    #[serde(default)]
+    cpu: Option<String>,
+    #[serde(default)]
+    memory: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DecideOutput<'a> {
+    desired_replicas: i32,
+    recommendation: i32,
+    placement: Option<Split>,
+    cost_per_hour: Option<String>,
+    reason: Reason,
+    limited_by: Reason,
+    reasons: &'a [Step],
+    objectives: &'a [ObjectiveOutcome],
+}
+
+pub fn run(args: &DecideArgs) -> Result<(), CliError> {
+    let source_name = args.file.display().to_string();
+    let text = read_source(&args.file)?;
+    let decision = decide_text(&source_name, &text)?;
+    println!("{}", serde_json::to_string(&output(&decision))?);
+    Ok(())
+}
+
+/// Parses a situation and decides. Errors name the field to fix.
+pub fn decide_text(source_name: &str, text: &str) -> Result<Decision, CliError> {
+    let situation: Situation = parse_strict(source_name, text)?;
+    let field_error =
+        |path: &str, message: String| InputError::Field { source_name: source_name.to_owned(), path: path.to_owned(), message };
+
+    let policy = Policy::from_spec(&situation.policy.spec).map_err(|e| e.under("policy"))?;
+    let replicas =
+        i32::try_from(situation.current_replicas).map_err(|_| field_error("currentReplicas", "is too large".into()))?;
+
+    let mut observations = Observations::new();
+    for (name, input) in &situation.observations {
+        let path = format!("observations.{name}");
+        if policy.objective(name).is_none() {
+            let known: Vec<&str> = policy.objectives.iter().map(|o| o.name.as_str()).collect();
+            return Err(field_error(
+                &path,
+                format!("no objective of the policy is named {name:?} (objectives: {})", known.join(", ")),
+            )
+            .into());
+        }
+        let sample = match (&input.value, input.absent) {
+            (Some(value), None) => Sample::from_value(
+                Quantity::parse(value).map_err(|e| field_error(&format!("{path}.value"), e.to_string()))?.as_f64(),
+            ),
+            (None, Some(absence)) => Sample::Absent(absence),
+            _ => return Err(field_error(
+                &path,
+                "give exactly one of value (a quantity) and absent (Empty, NaN, Stale, MultipleSeries, Unreachable or Timeout)"
+                    .into(),
+            )
+            .into()),
+        };
+        observations.insert(name.clone(), sample);
+    }
+    for (i, recommendation) in situation.history.recommendations.iter().enumerate() {
+        if recommendation.replicas < 0 {
+            return Err(field_error(&format!("history.recommendations[{i}].replicas"), "must be 0 or more".into()).into());
+        }
+    }
+
+    let requests = match &situation.pod_requests {
+        None => None,
+        Some(r) => {
+            let amount = |field: &str, text: &Option<String>| -> Result<f64, InputError> {
+                text.as_deref()
+                    .map_or(Ok(0.0), |t| Quantity::parse(t).map(|q| q.as_f64()).map_err(|e| field_error(field, e.to_string())))
+            };
+            Some(Requests {
+                cpu_cores: amount("podRequests.cpu", &r.cpu)?,
+                memory_gib: amount("podRequests.memory", &r.memory)? / GIB,
+            })
+        }
+    };
+    let pricing = pricing(&policy, &situation.pools, requests).map_err(|(path, message)| field_error(&path, message))?;
+    let current =
+        Current { replicas, consecutive_failures: situation.consecutive_failures, spot_healthy: situation.spot_healthy, pricing };
+    Ok(engine::decide(&policy, &observations, &current, &situation.history, situation.now.0))
+}
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// A replica's hourly cost in each of the policy's pools. Without placement, replicas run on the
+/// only OnDemand pool, if there is exactly one.
+fn pricing(policy: &Policy, pools: &[CapacityPool], requests: Option<Requests>) -> Result<Pricing, (String, String)> {
+    let Some(requests) = requests else { return Ok(Pricing::default()) };
+    let price_of = |wanted: &dyn Fn(&CapacityPool) -> bool| -> Result<Option<f64>, (String, String)> {
+        let Some((i, pool)) = pools.iter().enumerate().find(|(_, p)| wanted(p)) else { return Ok(None) };
+        let Some(price) = &pool.spec.price else { return Ok(None) };
+        let parse = |field: &str, text: &str| {
+            Quantity::parse(text).map(|q| q.as_f64()).map_err(|e| (format!("pools[{i}].spec.price.{field}"), e.to_string()))
+        };
+        let unit = UnitPrice {
+            cpu_core_hour: parse("cpuCoreHour", &price.cpu_core_hour)?,
+            memory_gib_hour: parse("memoryGiBHour", &price.memory_gi_b_hour)?,
+        };
+        Ok(Some(unit.replica_cost(&requests)))
+    };
+    let named = |name: &str| {
+        let name = name.to_owned();
+        move |p: &CapacityPool| p.metadata.name.as_deref() == Some(name.as_str())
+    };
+    match &policy.placement {
+        Some(placement) => {
+            Ok(Pricing { spot: price_of(&named(&placement.spot_pool))?, on_demand: price_of(&named(&placement.on_demand_pool))? })
+        }
+        None => {
+            let on_demand_pools = pools.iter().filter(|p| p.spec.capacity_type == CapacityType::OnDemand).count();
+            let on_demand = if on_demand_pools == 1 {
+                price_of(&|p: &CapacityPool| p.spec.capacity_type == CapacityType::OnDemand)?
+            } else {
+                None
+            };
+            Ok(Pricing { spot: None, on_demand })
+        }
+    }
+}
+
+fn output(decision: &Decision) -> DecideOutput<'_> {
+    DecideOutput {
+        desired_replicas: decision.desired_replicas,
+        recommendation: decision.recommendation,
+        placement: decision.placement,
+        cost_per_hour: decision.cost_per_hour.map(|c| format_decimal(c, 4)),
+        reason: decision.reason,
+        limited_by: decision.limited_by,
+        reasons: &decision.reasons,
+        objectives: &decision.objectives,
+    }
+}

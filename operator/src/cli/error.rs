@@ -1,0 +1,16 @@
+use std::path::PathBuf;
+
+/// Why a command failed; printed on stderr with a non-zero exit.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Input(#[from] super::input::InputError),
+    #[error("{0}")]
+    Invalid(#[from] crate::engine::PolicyError),
+    #[error("cannot render YAML: {0}")]
+    Yaml(#[from] serde_saphyr::ser::Error),
+    #[error("cannot render JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}

@@ -1,0 +1,59 @@
+//! Reading user files strictly: YAML or JSON, every unknown field and every bad value reported with
+//! its path, so the error names the field to fix.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{source_name}: not valid YAML or JSON: {message}")]
+    Syntax { source_name: String, message: String },
+    #[error("{source_name}: {path}: {message}")]
+    Field { source_name: String, path: String, message: String },
+    #[error("{source_name}: unknown field {path} (check its spelling and indentation)")]
+    UnknownField { source_name: String, path: String },
+    #[error("cannot read {source_name}: {source}")]
+    Io { source_name: String, source: std::io::Error },
+}
+
+/// Reads a file, or stdin for `-`.
+pub fn read_source(path: &Path) -> Result<String, InputError> {
+    let source_name = path.display().to_string();
+    let mut text = String::new();
+    let result = if source_name == "-" {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::read_to_string(path).map(|t| text = t)
+    };
+    result.map_err(|source| InputError::Io { source_name, source })?;
+    Ok(text)
+}
+
+/// Parses YAML (JSON is YAML) into `T`, rejecting unknown fields and naming the field of any error.
+pub fn parse_strict<T: DeserializeOwned>(source_name: &str, text: &str) -> Result<T, InputError> {
+    let value: serde_json::Value = serde_saphyr::from_str(text)
+        .map_err(|e| InputError::Syntax { source_name: source_name.to_owned(), message: e.to_string() })?;
+    from_value_strict(source_name, value)
+}
+
+/// Like [`parse_strict`], from an already parsed value.
+pub fn from_value_strict<T: DeserializeOwned>(source_name: &str, value: serde_json::Value) -> Result<T, InputError> {
+    let mut unknown = Vec::new();
+    let mut remember_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let ignoring = serde_ignored::Deserializer::new(value, &mut remember_unknown);
+    let parsed: Result<T, _> = serde_path_to_error::deserialize(ignoring);
+    let parsed = parsed.map_err(|e| InputError::Field {
+        source_name: source_name.to_owned(),
+        path: e.path().to_string(),
+        message: e.into_inner().to_string(),
+    })?;
+    // Resource types take apiVersion and kind from their own type and skip them; that is not a typo.
+    let is_type_meta =
+        |path: &String| path == "apiVersion" || path == "kind" || path.ends_with(".apiVersion") || path.ends_with(".kind");
+    match unknown.into_iter().find(|path| !is_type_meta(path)) {
+        Some(path) => Err(InputError::UnknownField { source_name: source_name.to_owned(), path }),
+        None => Ok(parsed),
+    }
+}

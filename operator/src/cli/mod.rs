@@ -1,0 +1,8 @@
+//! The command-line subcommands: thin I/O around the library.
+
+pub mod crd;
+pub mod decide;
+mod error;
+pub mod input;
+
+pub use error::CliError;

@@ -1,0 +1,8 @@
+//! Trimtab: a Kubernetes autoscaler that keeps service-level objectives met at the lowest cost a
+//! budget allows, and places replicas on spot and on-demand capacity.
+//!
+//! Layout: `api` (resource types, no I/O), `engine` (the pure decision), `cli` (commands).
+
+pub mod api;
+pub mod cli;
+pub mod engine;

@@ -1,0 +1,36 @@
+//! `trimtab`: the operator and its tools.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use trimtab::cli;
+
+#[derive(Parser)]
+#[command(name = "trimtab", version, about = "Kubernetes autoscaling for service-level objectives, on a budget, on spot")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print every CustomResourceDefinition Trimtab owns, as YAML.
+    Crd,
+    /// Explain one decision: read a situation (policy, observations, history) and print the decision as JSON.
+    Decide(cli::decide::DecideArgs),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Crd => cli::crd::run(),
+        Command::Decide(decide) => cli::decide::run(&decide),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
