@@ -38,6 +38,13 @@ pub fn parse_strict<T: DeserializeOwned>(source_name: &str, text: &str) -> Resul
     from_value_strict(source_name, value)
 }
 
+/// Every document of a YAML stream (`---`-separated), each still to be parsed with [`from_value_strict`].
+pub fn documents(source_name: &str, text: &str) -> Result<Vec<serde_json::Value>, InputError> {
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(text)
+        .map_err(|e| InputError::Syntax { source_name: source_name.to_owned(), message: e.to_string() })?;
+    Ok(documents.into_iter().filter(|d| !d.is_null()).collect())
+}
+
 /// Like [`parse_strict`], from an already parsed value.
 pub fn from_value_strict<T: DeserializeOwned>(source_name: &str, value: serde_json::Value) -> Result<T, InputError> {
     let mut unknown = Vec::new();

@@ -1,0 +1,59 @@
+# The developer interface. `just --list` shows every recipe.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Everything CI checks: formatting, lints, unit and component tests, then the end-to-end suite.
+test: fmt-check lint unit e2e
+
+# Unit, property and drift tests (no cluster needed).
+unit:
+    cargo test --workspace --all-targets --locked
+
+# Clippy on everything, warnings are errors.
+lint:
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+    cargo fmt --all
+
+fmt-check:
+    cargo fmt --all -- --check
+
+# Regenerate the CRDs in crds/ and charts/trimtab/crds/ from the Rust types.
+crds:
+    cargo run --quiet --locked -p trimtab -- crd > crds/trimtab.dev.yaml
+    mkdir -p charts/trimtab/crds && cp crds/trimtab.dev.yaml charts/trimtab/crds/trimtab.dev.yaml
+
+# The simulator on a bundled trace: what Trimtab would have done on a day of NASA's web traffic.
+demo out="target/demo":
+    cargo run --quiet --release --locked -p trimtab -- simulate --policy examples/simulate/web-service.yaml --trace traces/nasa-1995-per-minute.csv --scale 0.5 --start 1440 --minutes 1440 --baseline hpa --baseline static --out {{out}}
+    @echo "report: {{out}}/report.svg  summary: {{out}}/summary.json  timeline: {{out}}/timeline.csv"
+
+# Criterion benchmark of one decision.
+bench:
+    cargo bench --locked -p trimtab --bench decide
+
+# Build (once, cached outside the repo) the Kubernetes, etcd, kwok, helm and kubeconform binaries.
+tools:
+    bash e2e/cluster/tools.sh
+
+# The directory holding the cached tool binaries.
+tools-path:
+    @bash e2e/cluster/tools.sh --print-path
+
+# A local control plane with six kwok nodes (three spot, three on-demand) and Prometheus.
+cluster-up:
+    bash e2e/cluster/up.sh
+
+cluster-down:
+    bash e2e/cluster/down.sh
+
+kubeconfig:
+    @bash e2e/cluster/kubeconfig.sh
+
+prometheus-url:
+    @bash e2e/cluster/prometheus-url.sh
+
+# End-to-end scenarios against KUBECONFIG and PROMETHEUS_URL, or a local cluster brought up (and down) for them.
+e2e:
+    bash e2e/run.sh
