@@ -45,6 +45,30 @@ pub enum Reason {
     MinReplicasOverBudget,
     /// The spot pool is unavailable: every replica goes on-demand.
     SpotUnavailable,
+
+    // The policy and the controller (condition reasons).
+    /// Deciding and scaling the target.
+    Active,
+    /// The `trimtab.dev/paused: "true"` annotation: deciding and reporting, never writing the target.
+    Paused,
+    /// `mode: DryRun`: deciding and reporting, never writing the target.
+    DryRun,
+    /// The spec has a problem the API server could not catch (a query Prometheus rejects, an unknown pool).
+    PolicyInvalid,
+    /// The target does not exist.
+    TargetNotFound,
+    /// Another autoscaler (an HPA, a KEDA ScaledObject, an older ScalingPolicy) scales the same target.
+    ConflictingAutoscaler,
+    /// No other autoscaler scales the target.
+    NoConflict,
+    /// Every objective was read.
+    ObjectivesRead,
+    /// The desired replicas fit the budget, or there is none.
+    WithinBudget,
+    /// The spot pool is available.
+    SpotAvailable,
+    /// Writing the target's scale failed.
+    ScaleFailed,
 }
 
 impl Reason {
@@ -68,6 +92,17 @@ impl Reason {
             Reason::BudgetExceeded => "BudgetExceeded",
             Reason::MinReplicasOverBudget => "MinReplicasOverBudget",
             Reason::SpotUnavailable => "SpotUnavailable",
+            Reason::Active => "Active",
+            Reason::Paused => "Paused",
+            Reason::DryRun => "DryRun",
+            Reason::PolicyInvalid => "PolicyInvalid",
+            Reason::TargetNotFound => "TargetNotFound",
+            Reason::ConflictingAutoscaler => "ConflictingAutoscaler",
+            Reason::NoConflict => "NoConflict",
+            Reason::ObjectivesRead => "ObjectivesRead",
+            Reason::WithinBudget => "WithinBudget",
+            Reason::SpotAvailable => "SpotAvailable",
+            Reason::ScaleFailed => "ScaleFailed",
         }
     }
 }

@@ -311,6 +311,9 @@ pub struct ScalingPolicyStatus {
     /// The last decision and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision: Option<LastDecision>,
+    /// Rounds in a row that lacked complete data (for missingData.failuresBeforeFallback).
+    #[serde(default)]
+    pub consecutive_failures: u32,
     /// What stabilization windows and rate limits need, kept here so a restart changes no decision.
     #[serde(default)]
     pub history: History,

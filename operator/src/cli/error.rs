@@ -11,6 +11,8 @@ pub enum CliError {
     Invalid(#[from] crate::engine::PolicyError),
     #[error("cannot render YAML: {0}")]
     Yaml(#[from] serde_saphyr::ser::Error),
+    #[error("{0}")]
+    Run(#[from] super::run::RunError),
     #[error("cannot render JSON: {0}")]
     Json(#[from] serde_json::Error),
 }

@@ -4,5 +4,6 @@ pub mod crd;
 pub mod decide;
 mod error;
 pub mod input;
+pub mod run;
 
 pub use error::CliError;

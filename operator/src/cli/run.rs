@@ -1,0 +1,168 @@
+//! `trimtab run`: the operator. Flags (and environment variables) are the admin's settings: where
+//! Prometheus is and how to authenticate to it, the metrics address, leader election.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube_lease_manager::LeaseManagerBuilder;
+
+use crate::controller::{self, Context, Telemetry};
+use crate::metrics::{PrometheusClient, PrometheusSettings};
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The Prometheus the objectives are read from.
+    #[arg(long, env = "PROMETHEUS_URL")]
+    pub prometheus_url: String,
+    /// How long one Prometheus query may take.
+    #[arg(long, env = "PROMETHEUS_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub prometheus_timeout: Duration,
+    /// A sample older than this counts as Stale.
+    #[arg(long, env = "PROMETHEUS_STALENESS", default_value = "5m", value_parser = parse_duration)]
+    pub prometheus_staleness: Duration,
+    /// A file holding a bearer token (mounted from a Secret).
+    #[arg(long, env = "PROMETHEUS_BEARER_TOKEN_FILE")]
+    pub prometheus_bearer_token_file: Option<PathBuf>,
+    /// The basic-auth username.
+    #[arg(long, env = "PROMETHEUS_USERNAME")]
+    pub prometheus_username: Option<String>,
+    /// A file holding the basic-auth password (mounted from a Secret).
+    #[arg(long, env = "PROMETHEUS_PASSWORD_FILE")]
+    pub prometheus_password_file: Option<PathBuf>,
+    /// A PEM file with the CA that signed Prometheus's certificate.
+    #[arg(long, env = "PROMETHEUS_CA_FILE")]
+    pub prometheus_ca_file: Option<PathBuf>,
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(long, env = "TRIMTAB_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Run only while holding a Lease, so that two replicas never both act.
+    #[arg(long, env = "TRIMTAB_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// The namespace of the leader-election Lease (the release namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub leader_election_namespace: String,
+    /// This replica's identity (the pod name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("Prometheus settings: {0}")]
+    Settings(#[from] crate::metrics::SettingsError),
+    #[error("cannot connect to Kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("leader election: {0}")]
+    Lease(#[from] kube_lease_manager::LeaseManagerError),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    text.parse::<kube::core::Duration>().map(Duration::from).map_err(|e| format!("{text:?} is not a duration like \"5s\": {e}"))
+}
+
+pub fn run(args: RunArgs) -> Result<(), RunError> {
+    // One rustls crypto provider for kube and reqwest; a second install is a no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(RunError::Runtime)?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: RunArgs) -> Result<(), RunError> {
+    let metrics = PrometheusClient::new(PrometheusSettings {
+        url: args.prometheus_url.clone(),
+        timeout: args.prometheus_timeout,
+        staleness: args.prometheus_staleness,
+        bearer_token_file: args.prometheus_bearer_token_file.clone(),
+        username: args.prometheus_username.clone(),
+        password_file: args.prometheus_password_file.clone(),
+        ca_file: args.prometheus_ca_file.clone(),
+    })?;
+    let client = kube::Client::try_default().await?;
+    let telemetry = Arc::new(Telemetry::default());
+
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr).await.map_err(|source| RunError::Listen { addr: args.metrics_addr, source })?;
+    let router = controller::telemetry::router(telemetry.clone());
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::error!(%error, "metrics server stopped");
+        }
+    });
+    tracing::info!(addr = %args.metrics_addr, prometheus = %args.prometheus_url, "trimtab started");
+
+    let identity = args.identity.clone().unwrap_or_else(|| format!("trimtab-{}", std::process::id()));
+    let ctx = Arc::new(Context::new(client.clone(), Arc::new(metrics), telemetry, Some(identity.clone())));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = {
+        let mut stop_rx = stop_rx.clone();
+        async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        }
+    };
+
+    if !args.leader_elect {
+        controller::run(ctx, stopped).await;
+        return Ok(());
+    }
+    let manager = LeaseManagerBuilder::new(client, "trimtab-leader")
+        .with_namespace(&args.leader_election_namespace)
+        .with_identity(&identity)
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await?;
+    let (mut leader, lease_task) = manager.watch().await;
+    tracing::info!(identity, "waiting for the leader lease");
+    let mut stop_wait = stop_rx.clone();
+    tokio::select! {
+        _ = leader.wait_for(|is_leader| *is_leader) => {}
+        _ = stop_wait.wait_for(|stop| *stop) => return Ok(()),
+    }
+    tracing::info!(identity, "became the leader");
+    // Stop on a signal, or as soon as the lease is lost: another replica takes over.
+    let mut lost = leader.clone();
+    let shutdown = async move {
+        tokio::select! {
+            _ = stopped => {}
+            _ = lost.wait_for(|is_leader| !*is_leader) => tracing::warn!("lost the leader lease"),
+        }
+    };
+    controller::run(ctx, shutdown).await;
+    drop(leader); // closing the channel releases the lease
+    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

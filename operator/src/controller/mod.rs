@@ -1,0 +1,69 @@
+//! The operator: a kube-runtime controller that reconciles every ScalingPolicy each `interval`.
+
+mod conditions;
+mod observe;
+mod reconcile;
+mod status;
+pub mod telemetry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::runtime::Controller;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+
+use crate::api::ScalingPolicy;
+use crate::metrics::MetricsSource;
+pub use telemetry::Telemetry;
+
+/// The one field manager of every write Trimtab makes.
+pub const FIELD_MANAGER: &str = "trimtab";
+/// `trimtab.dev/paused: "true"`: decide and report, never write the target.
+pub const PAUSED_ANNOTATION: &str = "trimtab.dev/paused";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+pub struct Context {
+    pub client: Client,
+    pub metrics: Arc<dyn MetricsSource>,
+    pub recorder: Recorder,
+    pub telemetry: Arc<Telemetry>,
+}
+
+impl Context {
+    pub fn new(client: Client, metrics: Arc<dyn MetricsSource>, telemetry: Arc<Telemetry>, instance: Option<String>) -> Self {
+        let reporter = Reporter { controller: "trimtab".into(), instance };
+        Context { recorder: Recorder::new(client.clone(), reporter), client, metrics, telemetry }
+    }
+}
+
+/// Runs the controller until `shutdown` resolves. Each policy is reconciled independently: one
+/// policy's error is retried with backoff and never holds up the others.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let policies: Api<ScalingPolicy> = Api::all(ctx.client.clone());
+    ctx.telemetry.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    Controller::new(policies, watcher::Config::default().any_semantic())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(policy = %object.name, namespace = ?object.namespace, "reconciled"),
+                Err(error) => tracing::warn!(%error, "reconcile failed"),
+            }
+        })
+        .await;
+}
+
+fn error_policy(policy: Arc<ScalingPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.telemetry.reconcile_errors.inc();
+    tracing::warn!(%error, policy = %kube::ResourceExt::name_any(policy.as_ref()), "retrying");
+    Action::requeue(Duration::from_secs(5))
+}

@@ -1,0 +1,178 @@
+//! Observe: everything one decision needs from the cluster and Prometheus. I/O only; no decisions.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v1::Scale;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::{Api, ResourceExt};
+
+use super::{Context, Error};
+use crate::api::{CapacityPool, CapacityType, Quantity, ScalingPolicy};
+use crate::engine::{Observations, Policy, Pricing, Requests, Sample, UnitPrice};
+use crate::metrics::{QueryOutcome, query_all};
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// What the cluster and Prometheus said this round.
+pub struct Observed {
+    pub scale: Scale,
+    pub pricing: Pricing,
+    /// Another autoscaler on the same target, described for a message.
+    pub conflict: Option<String>,
+    pub samples: Observations,
+}
+
+/// Why there is nothing to decide on this round; reported on status, not retried as an error.
+pub enum Blocked {
+    TargetNotFound(String),
+    PolicyInvalid(String),
+}
+
+pub async fn observe(ctx: &Context, policy: &ScalingPolicy, rules: &Policy) -> Result<Result<Observed, Blocked>, Error> {
+    let namespace = policy.namespace().unwrap_or_default();
+    let target = &policy.spec.target_ref.name;
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+
+    let Some(deployment) = deployments.get_opt(target).await? else {
+        return Ok(Err(Blocked::TargetNotFound(format!("Deployment {namespace}/{target} (spec.targetRef) does not exist"))));
+    };
+    let scale = deployments.get_scale(target).await?;
+
+    let pricing = match pricing(ctx, rules, requests(&deployment)).await? {
+        Ok(pricing) => pricing,
+        Err(problem) => return Ok(Err(Blocked::PolicyInvalid(problem))),
+    };
+
+    let conflict = conflict(ctx, policy).await?;
+
+    let outcomes = {
+        let started = std::time::Instant::now();
+        let outcomes = query_all(ctx.metrics.as_ref(), rules.objectives.iter().map(|o| o.query.as_str())).await;
+        ctx.telemetry.query_duration.observe(started.elapsed().as_secs_f64() / outcomes.len().max(1) as f64);
+        outcomes
+    };
+    let mut samples = Observations::new();
+    for (i, objective) in rules.objectives.iter().enumerate() {
+        match outcomes.get(&objective.query) {
+            Some(QueryOutcome::Sample(sample)) => {
+                if let Sample::Absent(absence) = sample {
+                    ctx.telemetry.query_errors.get_or_create(&super::telemetry::QueryErrorLabels { absence: absence.as_str().into() }).inc();
+                }
+                samples.insert(objective.name.clone(), *sample);
+            }
+            Some(QueryOutcome::Rejected(message)) => {
+                return Ok(Err(Blocked::PolicyInvalid(format!("spec.objectives[{i}].query: Prometheus rejected it: {message}"))));
+            }
+            None => {}
+        }
+    }
+    Ok(Ok(Observed { scale, pricing, conflict, samples }))
+}
+
+/// One replica's requests, summed over the pod template's containers.
+fn requests(deployment: &Deployment) -> Option<Requests> {
+    let containers = &deployment.spec.as_ref()?.template.spec.as_ref()?.containers;
+    let (mut cpu, mut memory) = (0.0, 0.0);
+    for container in containers {
+        let Some(requests) = container.resources.as_ref().and_then(|r| r.requests.as_ref()) else { continue };
+        let amount = |name: &str| requests.get(name).and_then(|q| Quantity::parse(&q.0).ok()).map_or(0.0, |q| q.as_f64());
+        cpu += amount("cpu");
+        memory += amount("memory");
+    }
+    (cpu > 0.0 || memory > 0.0).then_some(Requests { cpu_cores: cpu, memory_gib: memory / GIB })
+}
+
+/// A replica's hourly cost in the policy's pools. An unknown pool makes the policy invalid.
+async fn pricing(ctx: &Context, rules: &Policy, requests: Option<Requests>) -> Result<Result<Pricing, String>, Error> {
+    let pools: Api<CapacityPool> = Api::all(ctx.client.clone());
+    let (spot, on_demand) = match &rules.placement {
+        Some(placement) => {
+            let mut found = Vec::new();
+            for (field, name) in [("spotPool", &placement.spot_pool), ("onDemandPool", &placement.on_demand_pool)] {
+                match pools.get_opt(name).await? {
+                    Some(pool) => found.push(pool),
+                    None => return Ok(Err(format!("spec.placement.{field}: CapacityPool {name:?} does not exist (kubectl get capacitypools)"))),
+                }
+            }
+            let on_demand = found.pop();
+            (found.pop(), on_demand)
+        }
+        None => {
+            let all = pools.list(&ListParams::default()).await?.items;
+            let mut on_demand = all.into_iter().filter(|p| p.spec.capacity_type == CapacityType::OnDemand);
+            let only = match (on_demand.next(), on_demand.next()) {
+                (Some(pool), None) => Some(pool),
+                _ => None,
+            };
+            (None, only)
+        }
+    };
+    let Some(requests) = requests else { return Ok(Ok(Pricing::default())) };
+    Ok(Ok(Pricing {
+        spot: match spot {
+            Some(pool) => unit_price(ctx, &pool).await.map(|p| p.replica_cost(&requests)),
+            None => None,
+        },
+        on_demand: match on_demand {
+            Some(pool) => unit_price(ctx, &pool).await.map(|p| p.replica_cost(&requests)),
+            None => None,
+        },
+    }))
+}
+
+/// A pool's fixed prices, or its price queries' answers; none when either is unknown.
+async fn unit_price(ctx: &Context, pool: &CapacityPool) -> Option<UnitPrice> {
+    if let Some(price) = &pool.spec.price {
+        let cpu = Quantity::parse(&price.cpu_core_hour).ok()?.as_f64();
+        let memory = Quantity::parse(&price.memory_gi_b_hour).ok()?.as_f64();
+        return Some(UnitPrice { cpu_core_hour: cpu, memory_gib_hour: memory });
+    }
+    let query = pool.spec.price_query.as_ref()?;
+    let outcomes = query_all(ctx.metrics.as_ref(), [query.cpu_core_hour.as_str(), query.memory_gi_b_hour.as_str()]).await;
+    let value = |q: &str| match outcomes.get(q) {
+        Some(QueryOutcome::Sample(Sample::Value(v))) => Some(*v),
+        _ => None,
+    };
+    Some(UnitPrice { cpu_core_hour: value(&query.cpu_core_hour)?, memory_gib_hour: value(&query.memory_gi_b_hour)? })
+}
+
+/// Another autoscaler on the same Deployment: an HPA, a KEDA ScaledObject, or an older ScalingPolicy.
+async fn conflict(ctx: &Context, policy: &ScalingPolicy) -> Result<Option<String>, Error> {
+    let namespace = policy.namespace().unwrap_or_default();
+    let target = &policy.spec.target_ref.name;
+
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &namespace);
+    for hpa in hpas.list(&ListParams::default()).await?.items {
+        let reference = hpa.spec.as_ref().map(|s| &s.scale_target_ref);
+        if reference.is_some_and(|r| r.kind == "Deployment" && &r.name == target) {
+            return Ok(Some(format!("HorizontalPodAutoscaler {namespace}/{} also scales Deployment {target}", hpa.name_any())));
+        }
+    }
+
+    let scaled_objects = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"), "scaledobjects");
+    let keda: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &scaled_objects);
+    match keda.list(&ListParams::default()).await {
+        Ok(list) => {
+            for object in list.items {
+                let reference = &object.data["spec"]["scaleTargetRef"];
+                let kind = reference["kind"].as_str().unwrap_or("Deployment");
+                if kind == "Deployment" && reference["name"].as_str() == Some(target.as_str()) {
+                    return Ok(Some(format!("KEDA ScaledObject {namespace}/{} also scales Deployment {target}", object.name_any())));
+                }
+            }
+        }
+        // KEDA is not installed, or we may not read it: nothing to conflict with that we can see.
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 403 => {}
+        Err(e) => return Err(e.into()),
+    }
+
+    let policies: Api<ScalingPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
+    let age = |p: &ScalingPolicy| (p.metadata.creation_timestamp.clone(), p.name_any());
+    let mine = age(policy);
+    for other in policies.list(&ListParams::default()).await?.items {
+        if other.spec.target_ref.name == *target && other.name_any() != policy.name_any() && age(&other) < mine {
+            return Ok(Some(format!("ScalingPolicy {namespace}/{} was there first and scales Deployment {target}", other.name_any())));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,191 @@
+//! One round for one ScalingPolicy: observe (I/O), decide (pure), act (I/O), report (I/O).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+
+use super::conditions::{self, Flip};
+use super::observe::{Blocked, observe};
+use super::status::{self, Hold, Round};
+use super::telemetry::{DecisionLabels, PolicyLabels};
+use super::{Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION};
+use crate::api::{Mode, Reason, ScalingPolicy, ScalingPolicyStatus};
+use crate::engine::{self, Current, DEFAULT_INTERVAL, Policy};
+
+/// After a write conflict, look again this soon.
+const CONFLICT_RETRY: Duration = Duration::from_secs(1);
+
+pub async fn reconcile(policy: Arc<ScalingPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = round(&policy, &ctx).await;
+    ctx.telemetry.reconcile_duration.observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
+    // The one clock read: everything below takes `now` as data.
+    let now = Timestamp::now();
+    let previous = policy.status.clone().unwrap_or_default();
+    let generation = policy.metadata.generation;
+
+    let rules = match Policy::from_spec(&policy.spec) {
+        Ok(rules) => rules,
+        Err(problems) => {
+            let (status, flips) = status::blocked(&previous, generation, now, Reason::PolicyInvalid, &problems.to_string());
+            report(ctx, policy, &previous, status, flips, None).await?;
+            return Ok(Action::await_change());
+        }
+    };
+
+    // Woken early (by our own status write, say) with nothing new: wait for the interval.
+    if let Some(wait) = not_due(&previous, generation, rules.interval, now) {
+        return Ok(Action::requeue(wait));
+    }
+
+    // Observe.
+    let observed = match observe(ctx, policy, &rules).await? {
+        Ok(observed) => observed,
+        Err(blocked) => {
+            let (reason, message) = match blocked {
+                Blocked::TargetNotFound(message) => (Reason::TargetNotFound, message),
+                Blocked::PolicyInvalid(message) => (Reason::PolicyInvalid, message),
+            };
+            let (status, flips) = status::blocked(&previous, generation, now, reason, &message);
+            report(ctx, policy, &previous, status, flips, None).await?;
+            return Ok(Action::requeue(rules.interval));
+        }
+    };
+    let current_replicas = observed.scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    let spot_healthy = previous.placement.as_ref().is_none_or(|p| p.spot_healthy);
+    let current = Current {
+        replicas: current_replicas,
+        consecutive_failures: previous.consecutive_failures,
+        spot_healthy,
+        pricing: observed.pricing,
+    };
+
+    // Decide.
+    let decision = engine::decide(&rules, &observed.samples, &current, &previous.history, now);
+    ctx.telemetry
+        .decisions
+        .get_or_create(&DecisionLabels { reason: decision.reason.to_string(), limited_by: decision.limited_by.to_string() })
+        .inc();
+
+    // Act.
+    let hold = if let Some(message) = observed.conflict {
+        Hold::Conflict(message)
+    } else if policy.annotations().get(PAUSED_ANNOTATION).is_some_and(|v| v == "true") {
+        Hold::Paused
+    } else if rules.mode == Mode::DryRun {
+        Hold::DryRun
+    } else {
+        Hold::None
+    };
+    let change = decision.desired_replicas - current_replicas;
+    let mut applied_change = 0;
+    if hold == Hold::None && change != 0 {
+        match write_scale(ctx, policy, &observed.scale, decision.desired_replicas).await {
+            Ok(()) => applied_change = change,
+            Err(Error::Kube(kube::Error::Api(status))) if status.code == 409 => return Ok(Action::requeue(CONFLICT_RETRY)),
+            Err(error) => {
+                publish(ctx, policy, EventType::Warning, Reason::ScaleFailed, format!("Failed to scale {} to {}: {error}", policy.spec.target_ref.name, decision.desired_replicas)).await;
+                return Err(error);
+            }
+        }
+    }
+
+    // Report.
+    let history = engine::remember(&previous.history, &rules, now, decision.recommendation, applied_change);
+    let round = Round {
+        generation,
+        now,
+        current: current_replicas,
+        decision: &decision,
+        hold: &hold,
+        spot_healthy,
+        has_budget: rules.budget.is_some(),
+    };
+    let (status, flips) = status::decided(&previous, &round, history);
+    let labels = PolicyLabels { namespace: policy.namespace().unwrap_or_default(), policy: policy.name_any() };
+    ctx.telemetry.desired_replicas.get_or_create(&labels).set(i64::from(decision.desired_replicas));
+    ctx.telemetry.current_replicas.get_or_create(&labels).set(i64::from(current_replicas));
+    if let Some(cost) = decision.cost_per_hour {
+        ctx.telemetry.cost_per_hour.get_or_create(&labels).set(cost);
+    }
+    let scaled = (applied_change != 0).then(|| {
+        let message = decision.reasons.first().map(|s| s.message.as_str()).unwrap_or_default();
+        (decision.reason, format!("Scaled {} from {current_replicas} to {}: {message}", policy.spec.target_ref.name, decision.desired_replicas))
+    });
+    report(ctx, policy, &previous, status, flips, scaled).await?;
+    Ok(Action::requeue(rules.interval))
+}
+
+/// How long until the next round is due, if this wake-up came early and the spec did not change.
+fn not_due(previous: &ScalingPolicyStatus, generation: Option<i64>, interval: Duration, now: Timestamp) -> Option<Duration> {
+    if previous.observed_generation != generation {
+        return None;
+    }
+    let last = previous.history.recommendations.last()?.time.0;
+    let elapsed = now.duration_since(last);
+    let interval = jiff::SignedDuration::try_from(interval).unwrap_or(jiff::SignedDuration::from_secs(15));
+    // A little slack so a requeue that fires a hair early still runs.
+    let remaining = interval.checked_sub(elapsed)?.checked_sub(jiff::SignedDuration::from_millis(250))?;
+    (remaining > jiff::SignedDuration::ZERO).then(|| Duration::try_from(remaining).unwrap_or(DEFAULT_INTERVAL))
+}
+
+/// Replicas change only through the scale subresource, with the resourceVersion we read as a
+/// precondition: if anything changed the target since, the API server refuses and we look again.
+async fn write_scale(ctx: &Context, policy: &ScalingPolicy, observed: &Scale, replicas: i32) -> Result<(), Error> {
+    let namespace = policy.namespace().unwrap_or_default();
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut scale = observed.clone();
+    scale.spec = Some(ScaleSpec { replicas: Some(replicas) });
+    scale.status = None;
+    let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
+    deployments.replace_scale(&policy.spec.target_ref.name, &params, &scale).await?;
+    Ok(())
+}
+
+/// Patches status when it changed, and publishes an Event for a scale and for each condition flip.
+async fn report(
+    ctx: &Context,
+    policy: &ScalingPolicy,
+    previous: &ScalingPolicyStatus,
+    status: ScalingPolicyStatus,
+    flips: Vec<Flip>,
+    scaled: Option<(Reason, String)>,
+) -> Result<(), Error> {
+    if status != *previous {
+        let api: Api<ScalingPolicy> = Api::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
+        let patch = serde_json::json!({
+            "apiVersion": ScalingPolicy::api_version(&()),
+            "kind": ScalingPolicy::kind(&()),
+            "status": status,
+        });
+        api.patch_status(&policy.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    }
+    if let Some((reason, message)) = scaled {
+        publish(ctx, policy, EventType::Normal, reason, message).await;
+    }
+    for flip in flips {
+        let type_ = if conditions::is_warning(&flip) { EventType::Warning } else { EventType::Normal };
+        let state = if flip.status { "True" } else { "False" };
+        publish(ctx, policy, type_, flip.reason, format!("{} is {state}: {}", flip.type_, flip.message)).await;
+    }
+    Ok(())
+}
+
+/// Events are best effort: failing to publish one never fails the round.
+async fn publish(ctx: &Context, policy: &ScalingPolicy, type_: EventType, reason: Reason, note: String) {
+    let event = Event { type_, reason: reason.to_string(), note: Some(note), action: "Reconcile".into(), secondary: None };
+    if let Err(error) = ctx.recorder.publish(&event, &policy.object_ref(&())).await {
+        tracing::warn!(%error, policy = %policy.name_any(), "could not publish an Event");
+    }
+}

@@ -1,0 +1,156 @@
+//! Report: the status a round leaves behind, built by pure functions from what was observed and
+//! decided, so it can be tested without a cluster.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::conditions::{self, Flip, Wanted};
+use crate::api::{
+    LastDecision, ObjectiveState, ObjectiveStatus, PlacementStatus, Reason, ScalingPolicyStatus, format_decimal,
+};
+use crate::engine::{DataCompleteness, Decision};
+
+/// Why writes are held back this round, if they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hold {
+    /// Writes go through.
+    None,
+    DryRun,
+    Paused,
+    Conflict(String),
+}
+
+/// What a decided round reports.
+pub struct Round<'a> {
+    pub generation: Option<i64>,
+    pub now: Timestamp,
+    pub current: i32,
+    pub decision: &'a Decision,
+    pub hold: &'a Hold,
+    pub spot_healthy: bool,
+    pub has_budget: bool,
+}
+
+/// The status after a decided round, and the conditions that flipped.
+pub fn decided(previous: &ScalingPolicyStatus, round: &Round, history: crate::api::History) -> (ScalingPolicyStatus, Vec<Flip>) {
+    let decision = round.decision;
+    let mut status = previous.clone();
+    status.observed_generation = round.generation;
+    status.current_replicas = Some(round.current);
+    status.desired_replicas = Some(decision.desired_replicas);
+    status.placement = decision.placement.map(|p| PlacementStatus { spot: p.spot, on_demand: p.on_demand, spot_healthy: round.spot_healthy });
+    status.cost_per_hour = decision.cost_per_hour.map(|c| format_decimal(c, 4));
+    status.objectives = decision
+        .objectives
+        .iter()
+        .map(|o| ObjectiveStatus {
+            name: o.name.clone(),
+            value: o.value.map(|v| format_decimal(v, 4)),
+            target: format_decimal(o.target, 4),
+            state: o.state,
+        })
+        .collect();
+    status.consecutive_failures =
+        if decision.data == DataCompleteness::Complete { 0 } else { previous.consecutive_failures.saturating_add(1) };
+    status.history = history;
+
+    let message = decision.reasons.first().map(|s| s.message.clone()).unwrap_or_default();
+    let last = LastDecision {
+        time: Time(round.now),
+        from: round.current,
+        to: decision.desired_replicas,
+        reason: decision.reason,
+        message: message.clone(),
+        limited_by: decision.limited_by,
+    };
+    // The time of a decision is when it was first made: an unchanged decision keeps its time, so
+    // a quiet loop leaves status alone.
+    let same = previous.last_decision.as_ref().is_some_and(|p| {
+        p.from == last.from && p.to == last.to && p.reason == last.reason && p.limited_by == last.limited_by && p.message == last.message
+    });
+    if !same {
+        status.last_decision = Some(last);
+    }
+
+    let wanted = wanted_conditions(round, &message);
+    let flips = conditions::apply(&mut status.conditions, &wanted, round.generation, round.now);
+    (status, flips)
+}
+
+fn wanted_conditions(round: &Round, decision_message: &str) -> Vec<Wanted> {
+    let decision = round.decision;
+    let wanted = |type_, status, reason, message: String| Wanted { type_, status, reason, message };
+    let (active_reason, active_message) = match round.hold {
+        Hold::None => (Reason::Active, format!("scaling the target: {decision_message}")),
+        Hold::DryRun => (Reason::DryRun, format!("mode is DryRun: would scale to {} ({decision_message})", decision.desired_replicas)),
+        Hold::Paused => (Reason::Paused, format!("paused by the trimtab.dev/paused annotation: would scale to {}", decision.desired_replicas)),
+        Hold::Conflict(message) => (Reason::ConflictingAutoscaler, format!("not scaling: {message}")),
+    };
+    let scaling_active = match (round.hold, decision.reason) {
+        (Hold::None, Reason::ScalingDisabled) => false,
+        (Hold::None, _) => true,
+        _ => false,
+    };
+    let scaling_reason = if decision.reason == Reason::ScalingDisabled && *round.hold == Hold::None { Reason::ScalingDisabled } else { active_reason };
+    let metrics = match decision.data {
+        DataCompleteness::Complete => wanted(conditions::METRICS_AVAILABLE, true, Reason::ObjectivesRead, "every objective was read".into()),
+        DataCompleteness::Partial => wanted(conditions::METRICS_AVAILABLE, false, Reason::PartialMetrics, missing(decision)),
+        DataCompleteness::Missing => wanted(conditions::METRICS_AVAILABLE, false, Reason::MetricsUnavailable, missing(decision)),
+    };
+    let limited = decision.limited_by != Reason::DesiredWithinRange;
+    let limited_message = decision.message_for(decision.limited_by).unwrap_or("the desired count is within the acceptable range").to_owned();
+    let budget_step = decision
+        .reasons
+        .iter()
+        .find(|s| matches!(s.reason, Reason::BudgetLimited | Reason::MinReplicasOverBudget | Reason::BudgetExceeded));
+    let budget = match budget_step {
+        Some(step) => wanted(conditions::BUDGET_LIMITED, true, step.reason, step.message.clone()),
+        None if round.has_budget => wanted(conditions::BUDGET_LIMITED, false, Reason::WithinBudget, "the desired replicas fit the budget".into()),
+        None => wanted(conditions::BUDGET_LIMITED, false, Reason::WithinBudget, "no budget is set".into()),
+    };
+    let spot = if round.spot_healthy {
+        wanted(conditions::SPOT_FALLBACK, false, Reason::SpotAvailable, "the spot pool is available".into())
+    } else {
+        let message = decision.message_for(Reason::SpotUnavailable).unwrap_or("the spot pool is unavailable").to_owned();
+        wanted(conditions::SPOT_FALLBACK, true, Reason::SpotUnavailable, message)
+    };
+    let conflict = match round.hold {
+        Hold::Conflict(message) => wanted(conditions::CONFLICT, true, Reason::ConflictingAutoscaler, message.clone()),
+        _ => wanted(conditions::CONFLICT, false, Reason::NoConflict, "no other autoscaler scales the target".into()),
+    };
+    let ready = match round.hold {
+        Hold::Conflict(message) => wanted(conditions::READY, false, Reason::ConflictingAutoscaler, message.clone()),
+        _ => wanted(conditions::READY, true, active_reason, active_message.clone()),
+    };
+    vec![
+        ready,
+        metrics,
+        wanted(conditions::SCALING_ACTIVE, scaling_active, scaling_reason, active_message),
+        wanted(conditions::SCALING_LIMITED, limited, decision.limited_by, limited_message),
+        budget,
+        spot,
+        conflict,
+    ]
+}
+
+fn missing(decision: &Decision) -> String {
+    let parts: Vec<String> = decision
+        .objectives
+        .iter()
+        .filter(|o| o.state == ObjectiveState::NoData)
+        .map(|o| format!("{}: {}", o.name, o.absent.map_or("no value", |a| a.as_str())))
+        .collect();
+    format!("cannot read {}; never scaling down on missing data", parts.join(", "))
+}
+
+/// The status of a round that could not decide (an invalid policy, a missing target).
+pub fn blocked(previous: &ScalingPolicyStatus, generation: Option<i64>, now: Timestamp, reason: Reason, message: &str) -> (ScalingPolicyStatus, Vec<Flip>) {
+    let mut status = previous.clone();
+    status.observed_generation = generation;
+    let wanted = [
+        Wanted { type_: conditions::READY, status: false, reason, message: message.to_owned() },
+        Wanted { type_: conditions::SCALING_ACTIVE, status: false, reason, message: message.to_owned() },
+    ];
+    let flips = conditions::apply(&mut status.conditions, &wanted, generation, now);
+    (status, flips)
+}

@@ -1,0 +1,59 @@
+//! Reading service-level indicators from Prometheus: one client behind a trait, strict parsing into
+//! a number or a typed absence, and one request per distinct query per round.
+
+mod prometheus;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+pub use prometheus::{PrometheusClient, PrometheusSettings, SettingsError};
+
+use crate::engine::Sample;
+
+/// What one query gave.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryOutcome {
+    /// A number or a typed absence.
+    Sample(Sample),
+    /// Prometheus refused the query itself (it does not parse, say): the policy must be fixed.
+    Rejected(String),
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where samples come from: Prometheus in the operator, a fake in unit tests.
+pub trait MetricsSource: Send + Sync {
+    fn query<'a>(&'a self, promql: &'a str) -> BoxFuture<'a, QueryOutcome>;
+}
+
+/// Runs each distinct query once, concurrently, and returns the outcome of every query.
+pub async fn query_all<'a>(source: &dyn MetricsSource, queries: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, QueryOutcome> {
+    let distinct: std::collections::BTreeSet<&str> = queries.into_iter().collect();
+    let outcomes = futures::future::join_all(distinct.iter().map(|q| source.query(q))).await;
+    distinct.into_iter().map(str::to_owned).zip(outcomes).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    struct CountingSource(Mutex<Vec<String>>);
+
+    impl MetricsSource for CountingSource {
+        fn query<'a>(&'a self, promql: &'a str) -> BoxFuture<'a, QueryOutcome> {
+            self.0.lock().expect("lock").push(promql.to_owned());
+            Box::pin(async { QueryOutcome::Sample(Sample::Value(1.0)) })
+        }
+    }
+
+    #[tokio::test]
+    async fn identical_queries_in_one_round_are_sent_once() {
+        let source = CountingSource(Mutex::new(Vec::new()));
+        let outcomes = query_all(&source, ["up", "sum(rate(x[1m]))", "up"]).await;
+        assert_eq!(outcomes.len(), 2);
+        assert_eq!(source.0.lock().expect("lock").len(), 2);
+    }
+}
