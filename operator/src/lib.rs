@@ -8,3 +8,4 @@ pub mod cli;
 pub mod controller;
 pub mod engine;
 pub mod metrics;
+pub mod sim;

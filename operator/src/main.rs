@@ -15,7 +15,7 @@ struct Args {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator: reconcile every ScalingPolicy in the cluster.
-    Run(cli::run::RunArgs),
+    Run(Box<cli::run::RunArgs>),
     /// Print every CustomResourceDefinition Trimtab owns, as YAML.
     Crd,
     /// Explain one decision: read a situation (policy, observations, history) and print the decision as JSON.
@@ -25,7 +25,7 @@ enum Command {
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
-        Command::Run(run) => cli::run::run(run).map_err(Into::into),
+        Command::Run(run) => cli::run::run(*run).map_err(Into::into),
         Command::Crd => cli::crd::run(),
         Command::Decide(decide) => cli::decide::run(&decide),
     };

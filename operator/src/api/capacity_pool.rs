@@ -1,6 +1,9 @@
 //! `CapacityPool`: the cluster admin's description of a kind of capacity (spot or on-demand nodes),
 //! how pods reach it, and what it costs.
 
+// Each printcolumn(...) repeats `type_ = ...`; clippy mistakes that for a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Toleration;

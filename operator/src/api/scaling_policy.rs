@@ -1,5 +1,8 @@
 //! `ScalingPolicy`: the app team's resource. One policy scales one Deployment.
 
+// Each printcolumn(...) repeats `type_ = ...`; clippy mistakes that for a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;

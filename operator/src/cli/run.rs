@@ -34,6 +34,9 @@ pub struct RunArgs {
     /// A PEM file with the CA that signed Prometheus's certificate.
     #[arg(long, env = "PROMETHEUS_CA_FILE")]
     pub prometheus_ca_file: Option<PathBuf>,
+    /// Reconcile ScalingPolicies in this namespace only (the chart's namespaced mode); all when empty.
+    #[arg(long, env = "WATCH_NAMESPACE", default_value = "")]
+    pub namespace: String,
     /// Where /metrics, /healthz and /readyz are served.
     #[arg(long, env = "TRIMTAB_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
@@ -90,7 +93,9 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
     let client = kube::Client::try_default().await?;
     let telemetry = Arc::new(Telemetry::default());
 
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr).await.map_err(|source| RunError::Listen { addr: args.metrics_addr, source })?;
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .map_err(|source| RunError::Listen { addr: args.metrics_addr, source })?;
     let router = controller::telemetry::router(telemetry.clone());
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router).await {
@@ -100,7 +105,8 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
     tracing::info!(addr = %args.metrics_addr, prometheus = %args.prometheus_url, "trimtab started");
 
     let identity = args.identity.clone().unwrap_or_else(|| format!("trimtab-{}", std::process::id()));
-    let ctx = Arc::new(Context::new(client.clone(), Arc::new(metrics), telemetry, Some(identity.clone())));
+    let watched = (!args.namespace.is_empty()).then(|| args.namespace.clone());
+    let ctx = Arc::new(Context::new(client.clone(), Arc::new(metrics), telemetry, Some(identity.clone()), watched));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -118,7 +124,9 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
         controller::run(ctx, stopped).await;
         return Ok(());
     }
-    let manager = LeaseManagerBuilder::new(client, "trimtab-leader")
+    let lease =
+        if args.namespace.is_empty() { "trimtab-leader".to_owned() } else { format!("trimtab-leader-{}", args.namespace) };
+    let manager = LeaseManagerBuilder::new(client, lease)
         .with_namespace(&args.leader_election_namespace)
         .with_identity(&identity)
         .with_duration(15)

@@ -36,19 +36,30 @@ pub struct Context {
     pub metrics: Arc<dyn MetricsSource>,
     pub recorder: Recorder,
     pub telemetry: Arc<Telemetry>,
+    /// The one namespace watched, or all.
+    pub namespace: Option<String>,
 }
 
 impl Context {
-    pub fn new(client: Client, metrics: Arc<dyn MetricsSource>, telemetry: Arc<Telemetry>, instance: Option<String>) -> Self {
+    pub fn new(
+        client: Client,
+        metrics: Arc<dyn MetricsSource>,
+        telemetry: Arc<Telemetry>,
+        instance: Option<String>,
+        namespace: Option<String>,
+    ) -> Self {
         let reporter = Reporter { controller: "trimtab".into(), instance };
-        Context { recorder: Recorder::new(client.clone(), reporter), client, metrics, telemetry }
+        Context { recorder: Recorder::new(client.clone(), reporter), client, metrics, telemetry, namespace }
     }
 }
 
 /// Runs the controller until `shutdown` resolves. Each policy is reconciled independently: one
 /// policy's error is retried with backoff and never holds up the others.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let policies: Api<ScalingPolicy> = Api::all(ctx.client.clone());
+    let policies: Api<ScalingPolicy> = match &ctx.namespace {
+        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
+        None => Api::all(ctx.client.clone()),
+    };
     ctx.telemetry.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     Controller::new(policies, watcher::Config::default().any_semantic())
         .graceful_shutdown_on(shutdown)

@@ -56,7 +56,10 @@ pub async fn observe(ctx: &Context, policy: &ScalingPolicy, rules: &Policy) -> R
         match outcomes.get(&objective.query) {
             Some(QueryOutcome::Sample(sample)) => {
                 if let Sample::Absent(absence) = sample {
-                    ctx.telemetry.query_errors.get_or_create(&super::telemetry::QueryErrorLabels { absence: absence.as_str().into() }).inc();
+                    ctx.telemetry
+                        .query_errors
+                        .get_or_create(&super::telemetry::QueryErrorLabels { absence: absence.as_str().into() })
+                        .inc();
                 }
                 samples.insert(objective.name.clone(), *sample);
             }
@@ -91,7 +94,11 @@ async fn pricing(ctx: &Context, rules: &Policy, requests: Option<Requests>) -> R
             for (field, name) in [("spotPool", &placement.spot_pool), ("onDemandPool", &placement.on_demand_pool)] {
                 match pools.get_opt(name).await? {
                     Some(pool) => found.push(pool),
-                    None => return Ok(Err(format!("spec.placement.{field}: CapacityPool {name:?} does not exist (kubectl get capacitypools)"))),
+                    None => {
+                        return Ok(Err(format!(
+                            "spec.placement.{field}: CapacityPool {name:?} does not exist (kubectl get capacitypools)"
+                        )));
+                    }
                 }
             }
             let on_demand = found.pop();
@@ -149,7 +156,8 @@ async fn conflict(ctx: &Context, policy: &ScalingPolicy) -> Result<Option<String
         }
     }
 
-    let scaled_objects = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"), "scaledobjects");
+    let scaled_objects =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"), "scaledobjects");
     let keda: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &scaled_objects);
     match keda.list(&ListParams::default()).await {
         Ok(list) => {
@@ -157,7 +165,10 @@ async fn conflict(ctx: &Context, policy: &ScalingPolicy) -> Result<Option<String
                 let reference = &object.data["spec"]["scaleTargetRef"];
                 let kind = reference["kind"].as_str().unwrap_or("Deployment");
                 if kind == "Deployment" && reference["name"].as_str() == Some(target.as_str()) {
-                    return Ok(Some(format!("KEDA ScaledObject {namespace}/{} also scales Deployment {target}", object.name_any())));
+                    return Ok(Some(format!(
+                        "KEDA ScaledObject {namespace}/{} also scales Deployment {target}",
+                        object.name_any()
+                    )));
                 }
             }
         }
@@ -171,7 +182,10 @@ async fn conflict(ctx: &Context, policy: &ScalingPolicy) -> Result<Option<String
     let mine = age(policy);
     for other in policies.list(&ListParams::default()).await?.items {
         if other.spec.target_ref.name == *target && other.name_any() != policy.name_any() && age(&other) < mine {
-            return Ok(Some(format!("ScalingPolicy {namespace}/{} was there first and scales Deployment {target}", other.name_any())));
+            return Ok(Some(format!(
+                "ScalingPolicy {namespace}/{} was there first and scales Deployment {target}",
+                other.name_any()
+            )));
         }
     }
     Ok(None)

@@ -95,7 +95,14 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
             Ok(()) => applied_change = change,
             Err(Error::Kube(kube::Error::Api(status))) if status.code == 409 => return Ok(Action::requeue(CONFLICT_RETRY)),
             Err(error) => {
-                publish(ctx, policy, EventType::Warning, Reason::ScaleFailed, format!("Failed to scale {} to {}: {error}", policy.spec.target_ref.name, decision.desired_replicas)).await;
+                publish(
+                    ctx,
+                    policy,
+                    EventType::Warning,
+                    Reason::ScaleFailed,
+                    format!("Failed to scale {} to {}: {error}", policy.spec.target_ref.name, decision.desired_replicas),
+                )
+                .await;
                 return Err(error);
             }
         }
@@ -121,7 +128,10 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     }
     let scaled = (applied_change != 0).then(|| {
         let message = decision.reasons.first().map(|s| s.message.as_str()).unwrap_or_default();
-        (decision.reason, format!("Scaled {} from {current_replicas} to {}: {message}", policy.spec.target_ref.name, decision.desired_replicas))
+        (
+            decision.reason,
+            format!("Scaled {} from {current_replicas} to {}: {message}", policy.spec.target_ref.name, decision.desired_replicas),
+        )
     });
     report(ctx, policy, &previous, status, flips, scaled).await?;
     Ok(Action::requeue(rules.interval))

@@ -5,9 +5,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::conditions::{self, Flip, Wanted};
-use crate::api::{
-    LastDecision, ObjectiveState, ObjectiveStatus, PlacementStatus, Reason, ScalingPolicyStatus, format_decimal,
-};
+use crate::api::{LastDecision, ObjectiveState, ObjectiveStatus, PlacementStatus, Reason, ScalingPolicyStatus, format_decimal};
 use crate::engine::{DataCompleteness, Decision};
 
 /// Why writes are held back this round, if they are.
@@ -38,7 +36,8 @@ pub fn decided(previous: &ScalingPolicyStatus, round: &Round, history: crate::ap
     status.observed_generation = round.generation;
     status.current_replicas = Some(round.current);
     status.desired_replicas = Some(decision.desired_replicas);
-    status.placement = decision.placement.map(|p| PlacementStatus { spot: p.spot, on_demand: p.on_demand, spot_healthy: round.spot_healthy });
+    status.placement =
+        decision.placement.map(|p| PlacementStatus { spot: p.spot, on_demand: p.on_demand, spot_healthy: round.spot_healthy });
     status.cost_per_hour = decision.cost_per_hour.map(|c| format_decimal(c, 4));
     status.objectives = decision
         .objectives
@@ -66,7 +65,11 @@ pub fn decided(previous: &ScalingPolicyStatus, round: &Round, history: crate::ap
     // The time of a decision is when it was first made: an unchanged decision keeps its time, so
     // a quiet loop leaves status alone.
     let same = previous.last_decision.as_ref().is_some_and(|p| {
-        p.from == last.from && p.to == last.to && p.reason == last.reason && p.limited_by == last.limited_by && p.message == last.message
+        p.from == last.from
+            && p.to == last.to
+            && p.reason == last.reason
+            && p.limited_by == last.limited_by
+            && p.message == last.message
     });
     if !same {
         status.last_decision = Some(last);
@@ -82,8 +85,12 @@ fn wanted_conditions(round: &Round, decision_message: &str) -> Vec<Wanted> {
     let wanted = |type_, status, reason, message: String| Wanted { type_, status, reason, message };
     let (active_reason, active_message) = match round.hold {
         Hold::None => (Reason::Active, format!("scaling the target: {decision_message}")),
-        Hold::DryRun => (Reason::DryRun, format!("mode is DryRun: would scale to {} ({decision_message})", decision.desired_replicas)),
-        Hold::Paused => (Reason::Paused, format!("paused by the trimtab.dev/paused annotation: would scale to {}", decision.desired_replicas)),
+        Hold::DryRun => {
+            (Reason::DryRun, format!("mode is DryRun: would scale to {} ({decision_message})", decision.desired_replicas))
+        }
+        Hold::Paused => {
+            (Reason::Paused, format!("paused by the trimtab.dev/paused annotation: would scale to {}", decision.desired_replicas))
+        }
         Hold::Conflict(message) => (Reason::ConflictingAutoscaler, format!("not scaling: {message}")),
     };
     let scaling_active = match (round.hold, decision.reason) {
@@ -91,21 +98,30 @@ fn wanted_conditions(round: &Round, decision_message: &str) -> Vec<Wanted> {
         (Hold::None, _) => true,
         _ => false,
     };
-    let scaling_reason = if decision.reason == Reason::ScalingDisabled && *round.hold == Hold::None { Reason::ScalingDisabled } else { active_reason };
+    let scaling_reason = if decision.reason == Reason::ScalingDisabled && *round.hold == Hold::None {
+        Reason::ScalingDisabled
+    } else {
+        active_reason
+    };
     let metrics = match decision.data {
-        DataCompleteness::Complete => wanted(conditions::METRICS_AVAILABLE, true, Reason::ObjectivesRead, "every objective was read".into()),
+        DataCompleteness::Complete => {
+            wanted(conditions::METRICS_AVAILABLE, true, Reason::ObjectivesRead, "every objective was read".into())
+        }
         DataCompleteness::Partial => wanted(conditions::METRICS_AVAILABLE, false, Reason::PartialMetrics, missing(decision)),
         DataCompleteness::Missing => wanted(conditions::METRICS_AVAILABLE, false, Reason::MetricsUnavailable, missing(decision)),
     };
     let limited = decision.limited_by != Reason::DesiredWithinRange;
-    let limited_message = decision.message_for(decision.limited_by).unwrap_or("the desired count is within the acceptable range").to_owned();
+    let limited_message =
+        decision.message_for(decision.limited_by).unwrap_or("the desired count is within the acceptable range").to_owned();
     let budget_step = decision
         .reasons
         .iter()
         .find(|s| matches!(s.reason, Reason::BudgetLimited | Reason::MinReplicasOverBudget | Reason::BudgetExceeded));
     let budget = match budget_step {
         Some(step) => wanted(conditions::BUDGET_LIMITED, true, step.reason, step.message.clone()),
-        None if round.has_budget => wanted(conditions::BUDGET_LIMITED, false, Reason::WithinBudget, "the desired replicas fit the budget".into()),
+        None if round.has_budget => {
+            wanted(conditions::BUDGET_LIMITED, false, Reason::WithinBudget, "the desired replicas fit the budget".into())
+        }
         None => wanted(conditions::BUDGET_LIMITED, false, Reason::WithinBudget, "no budget is set".into()),
     };
     let spot = if round.spot_healthy {
@@ -144,7 +160,13 @@ fn missing(decision: &Decision) -> String {
 }
 
 /// The status of a round that could not decide (an invalid policy, a missing target).
-pub fn blocked(previous: &ScalingPolicyStatus, generation: Option<i64>, now: Timestamp, reason: Reason, message: &str) -> (ScalingPolicyStatus, Vec<Flip>) {
+pub fn blocked(
+    previous: &ScalingPolicyStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+    reason: Reason,
+    message: &str,
+) -> (ScalingPolicyStatus, Vec<Flip>) {
     let mut status = previous.clone();
     status.observed_generation = generation;
     let wanted = [

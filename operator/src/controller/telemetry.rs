@@ -57,7 +57,11 @@ impl Default for Telemetry {
         let query_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         registry.register("prometheus_query_duration_seconds", "Latency of Prometheus queries", query_duration.clone());
         let query_errors = Family::<QueryErrorLabels, Counter>::default();
-        registry.register("prometheus_query_errors", "Prometheus queries without a usable value, by absence", query_errors.clone());
+        registry.register(
+            "prometheus_query_errors",
+            "Prometheus queries without a usable value, by absence",
+            query_errors.clone(),
+        );
         let desired_replicas = Family::<PolicyLabels, Gauge>::default();
         registry.register("desired_replicas", "Replicas Trimtab decided on", desired_replicas.clone());
         let current_replicas = Family::<PolicyLabels, Gauge>::default();
@@ -107,5 +111,9 @@ async fn metrics(State(telemetry): State<Arc<Telemetry>>) -> impl IntoResponse {
 }
 
 async fn readyz(State(telemetry): State<Arc<Telemetry>>) -> impl IntoResponse {
-    if telemetry.ready.load(Ordering::Relaxed) { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "starting") }
+    if telemetry.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    }
 }

@@ -28,7 +28,10 @@ pub trait MetricsSource: Send + Sync {
 }
 
 /// Runs each distinct query once, concurrently, and returns the outcome of every query.
-pub async fn query_all<'a>(source: &dyn MetricsSource, queries: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, QueryOutcome> {
+pub async fn query_all<'a>(
+    source: &dyn MetricsSource,
+    queries: impl IntoIterator<Item = &'a str>,
+) -> BTreeMap<String, QueryOutcome> {
     let distinct: std::collections::BTreeSet<&str> = queries.into_iter().collect();
     let outcomes = futures::future::join_all(distinct.iter().map(|q| source.query(q))).await;
     distinct.into_iter().map(str::to_owned).zip(outcomes).collect()

@@ -50,7 +50,11 @@ fn unix_now() -> f64 {
 impl PrometheusClient {
     pub fn new(settings: PrometheusSettings) -> Result<Self, SettingsError> {
         let read = |what: &'static str, path: &PathBuf| {
-            std::fs::read_to_string(path).map(|s| s.trim().to_owned()).map_err(|source| SettingsError::ReadFile { what, path: path.clone(), source })
+            std::fs::read_to_string(path).map(|s| s.trim().to_owned()).map_err(|source| SettingsError::ReadFile {
+                what,
+                path: path.clone(),
+                source,
+            })
         };
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(path) = &settings.bearer_token_file {
@@ -68,8 +72,10 @@ impl PrometheusClient {
         }
         let mut builder = reqwest::Client::builder().timeout(settings.timeout).default_headers(headers);
         if let Some(path) = &settings.ca_file {
-            let pem = std::fs::read(path).map_err(|source| SettingsError::ReadFile { what: "the CA", path: path.clone(), source })?;
-            let certificate = reqwest::Certificate::from_pem(&pem).map_err(|source| SettingsError::Ca { path: path.clone(), source })?;
+            let pem =
+                std::fs::read(path).map_err(|source| SettingsError::ReadFile { what: "the CA", path: path.clone(), source })?;
+            let certificate =
+                reqwest::Certificate::from_pem(&pem).map_err(|source| SettingsError::Ca { path: path.clone(), source })?;
             builder = builder.add_root_certificate(certificate);
         }
         let client = prometheus_http_query::Client::from(builder.build()?, &settings.url)
@@ -81,7 +87,9 @@ impl PrometheusClient {
         let timeout_ms = i64::try_from(self.settings.timeout.as_millis()).unwrap_or(i64::MAX);
         match self.client.query(promql).timeout(timeout_ms).get().await {
             Ok(result) => QueryOutcome::Sample(parse(result.data(), (self.clock)(), self.settings.staleness)),
-            Err(prometheus_http_query::Error::Prometheus(e)) if e.is_timeout() => QueryOutcome::Sample(Sample::Absent(Absence::Timeout)),
+            Err(prometheus_http_query::Error::Prometheus(e)) if e.is_timeout() => {
+                QueryOutcome::Sample(Sample::Absent(Absence::Timeout))
+            }
             Err(prometheus_http_query::Error::Prometheus(e)) => QueryOutcome::Rejected(e.message().to_owned()),
             Err(prometheus_http_query::Error::Client(e)) => {
                 let timed_out = std::error::Error::source(&e)
@@ -122,7 +130,8 @@ fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16) | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8) | u32::from(*chunk.get(2).unwrap_or(&0));
+        let n =
+            (u32::from(chunk[0]) << 16) | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8) | u32::from(*chunk.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -158,7 +167,9 @@ mod tests {
 
     #[test]
     fn two_series_are_ambiguous() {
-        let d = data(r#"{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1700000000,"1"]},{"metric":{"a":"2"},"value":[1700000000,"2"]}]}"#);
+        let d = data(
+            r#"{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1700000000,"1"]},{"metric":{"a":"2"},"value":[1700000000,"2"]}]}"#,
+        );
         assert_eq!(parse(&d, NOW, FRESH), Sample::Absent(Absence::MultipleSeries));
     }
 

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `just e2e`: the end-to-end suite against the cluster in KUBECONFIG and the Prometheus at
+# PROMETHEUS_URL, or, when KUBECONFIG is not set, against a local control plane brought up for the
+# run and torn down after it (on success or failure). Starts the simulated app (appsim) that
+# Prometheus scrapes; each scenario starts its own operator process.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export APPSIM_ADDR="${APPSIM_ADDR:-127.0.0.1:18080}"
+logs="$(mktemp -d "${TMPDIR:-/tmp}/trimtab-e2e.XXXXXX")"
+appsim_pid=""
+own_cluster=""
+
+cleanup() {
+  local status=$?
+  [ -n "$appsim_pid" ] && kill "$appsim_pid" 2>/dev/null && wait "$appsim_pid" 2>/dev/null
+  if [ "$status" -ne 0 ]; then
+    echo "e2e failed; appsim log:" >&2
+    tail -n 50 "$logs/appsim.log" >&2 2>/dev/null || true
+  fi
+  [ -n "$own_cluster" ] && bash e2e/cluster/down.sh
+  rm -rf "$logs"
+  exit "$status"
+}
+trap cleanup EXIT INT TERM
+
+if [ -z "${KUBECONFIG:-}" ]; then
+  own_cluster=1
+  bash e2e/cluster/up.sh
+  KUBECONFIG="$(bash e2e/cluster/kubeconfig.sh)"
+  PROMETHEUS_URL="$(bash e2e/cluster/prometheus-url.sh)"
+  export KUBECONFIG PROMETHEUS_URL
+fi
+: "${PROMETHEUS_URL:?set PROMETHEUS_URL to the Prometheus that scrapes appsim at $APPSIM_ADDR}"
+
+cargo build --locked -p trimtab -p trimtab-e2e --bins
+export TRIMTAB_BIN="$PWD/target/debug/trimtab"
+
+target/debug/appsim --listen "$APPSIM_ADDR" --kubeconfig "$KUBECONFIG" >"$logs/appsim.log" 2>&1 &
+appsim_pid=$!
+for _ in $(seq 1 50); do
+  curl -fsS "http://$APPSIM_ADDR/healthz" >/dev/null 2>&1 && break
+  kill -0 "$appsim_pid" 2>/dev/null || { echo "appsim exited:" >&2; cat "$logs/appsim.log" >&2; exit 1; }
+  sleep 0.2
+done
+
+# Scenarios within a file run in parallel, each in its own namespace with its own operator.
+cargo test --locked -p trimtab-e2e -- --ignored --test-threads "${E2E_THREADS:-6}"

@@ -1,0 +1,45 @@
+//! The operator under test, as a process beside the cluster, watching one test namespace.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// A running `trimtab run`; killed when dropped.
+pub struct Operator {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// Starts `trimtab run` for `namespace`, reading objectives from `prometheus_url`.
+    pub fn start(namespace: &str, prometheus_url: &str) -> Operator {
+        let binary =
+            std::env::var("TRIMTAB_BIN").map(PathBuf::from).unwrap_or_else(|_| crate::repo_root().join("target/debug/trimtab"));
+        let log = std::env::temp_dir().join(format!("trimtab-e2e-operator-{namespace}.log"));
+        let log_file = std::fs::File::create(&log).expect("create the operator log");
+        let child = Command::new(&binary)
+            .args(["run", "--namespace", namespace, "--prometheus-url", prometheus_url, "--metrics-addr", "127.0.0.1:0"])
+            .args(["--prometheus-timeout", "2s", "--leader-election-namespace", namespace])
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(Stdio::from(log_file.try_clone().expect("clone the log handle")))
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {} (build it with cargo build -p trimtab): {e}", binary.display()));
+        Operator { child, log }
+    }
+
+    /// The operator's log so far, for failure dumps.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("==== operator log ({}) ====\n{}", self.log.display(), self.log_text());
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
