@@ -1,0 +1,136 @@
+//! The webhook's serving certificate, when cert-manager does not supply one: a CA and a serving
+//! certificate kept in a Secret (shared by every replica), renewed 30 days before they expire, and
+//! the CA written into the MutatingWebhookConfiguration's caBundle.
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp, ToSpan};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{PostParams};
+use kube::{Api, Client};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType, date_time_ymd};
+
+const NOT_AFTER: &str = "trimtab.dev/not-after";
+const NAMES: &str = "trimtab.dev/names";
+const RENEW_BEFORE: SignedDuration = SignedDuration::from_hours(30 * 24);
+
+/// PEM-encoded serving material.
+#[derive(Clone)]
+pub struct ServingCert {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("cannot generate the webhook certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("cannot read or write the webhook certificate Secret or caBundle: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("cannot read the webhook certificate files: {0}")]
+    Files(#[from] std::io::Error),
+}
+
+/// Reads `tls.crt`, `tls.key` (and `ca.crt`, if present) from a directory, as cert-manager mounts them.
+pub fn from_dir(dir: &std::path::Path) -> Result<ServingCert, CertError> {
+    Ok(ServingCert {
+        cert_pem: std::fs::read_to_string(dir.join("tls.crt"))?,
+        key_pem: std::fs::read_to_string(dir.join("tls.key"))?,
+        ca_pem: std::fs::read_to_string(dir.join("ca.crt")).unwrap_or_default(),
+    })
+}
+
+/// The certificate from the Secret, created or renewed when missing, expiring or for other names.
+pub async fn ensure(client: &Client, namespace: &str, secret_name: &str, dns_names: &[String], now: Timestamp) -> Result<ServingCert, CertError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let names = dns_names.join(",");
+    if let Some(existing) = secrets.get_opt(secret_name).await?
+        && let Some(cert) = usable(&existing, &names, now)
+    {
+        return Ok(cert);
+    }
+    let (cert, not_after) = generate(dns_names, now)?;
+    let mut secret = Secret::default();
+    secret.metadata.name = Some(secret_name.to_owned());
+    secret.metadata.annotations = Some(BTreeMap::from([(NOT_AFTER.to_owned(), not_after.to_string()), (NAMES.to_owned(), names.clone())]));
+    secret.type_ = Some("kubernetes.io/tls".to_owned());
+    secret.data = Some(BTreeMap::from([
+        ("ca.crt".to_owned(), ByteString(cert.ca_pem.clone().into_bytes())),
+        ("tls.crt".to_owned(), ByteString(cert.cert_pem.clone().into_bytes())),
+        ("tls.key".to_owned(), ByteString(cert.key_pem.clone().into_bytes())),
+    ]));
+    let written = match secrets.get_opt(secret_name).await? {
+        None => secrets.create(&PostParams::default(), &secret).await,
+        Some(current) => {
+            secret.metadata.resource_version = current.metadata.resource_version;
+            secrets.replace(secret_name, &PostParams::default(), &secret).await
+        }
+    };
+    match written {
+        Ok(_) => Ok(cert),
+        // Another replica wrote it first: use theirs, so every replica serves the same CA.
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let theirs = secrets.get(secret_name).await?;
+            Ok(usable(&theirs, &names, now).unwrap_or(cert))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn usable(secret: &Secret, names: &str, now: Timestamp) -> Option<ServingCert> {
+    let annotations = secret.metadata.annotations.as_ref()?;
+    let not_after: Timestamp = annotations.get(NOT_AFTER)?.parse().ok()?;
+    if annotations.get(NAMES)? != names || not_after.duration_since(now) < RENEW_BEFORE {
+        return None;
+    }
+    let data = secret.data.as_ref()?;
+    let text = |key: &str| data.get(key).and_then(|b| String::from_utf8(b.0.clone()).ok());
+    Some(ServingCert { ca_pem: text("ca.crt")?, cert_pem: text("tls.crt")?, key_pem: text("tls.key")? })
+}
+
+/// A new CA and a serving certificate for `dns_names` (and 127.0.0.1), valid for a year.
+pub fn generate(dns_names: &[String], now: Timestamp) -> Result<(ServingCert, Timestamp), CertError> {
+    let expires = now.checked_add(365.days().hours(0)).unwrap_or(now);
+    let date = expires.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let not_after = date_time_ymd(i32::from(date.year()), date.month() as u8, date.day() as u8);
+
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "trimtab webhook CA");
+    ca.not_after = not_after;
+    let ca_cert = ca.self_signed(&ca_key)?;
+
+    let key = KeyPair::generate()?;
+    let mut serving = CertificateParams::new(dns_names.to_vec())?;
+    serving.subject_alt_names.push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+    serving.distinguished_name.push(DnType::CommonName, dns_names.first().map(String::as_str).unwrap_or("trimtab-webhook"));
+    serving.not_after = not_after;
+    let issuer = Issuer::new(ca, ca_key);
+    let cert = serving.signed_by(&key, &issuer)?;
+    Ok((ServingCert { ca_pem: ca_cert.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() }, expires))
+}
+
+/// Writes the CA into every webhook of the configuration, if it is not there already.
+pub async fn publish_ca_bundle(client: &Client, configuration: &str, ca_pem: &str) -> Result<(), CertError> {
+    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let Some(mut current) = api.get_opt(configuration).await? else {
+        tracing::warn!(configuration, "no MutatingWebhookConfiguration to publish the CA to");
+        return Ok(());
+    };
+    let bundle = ByteString(ca_pem.as_bytes().to_vec());
+    let mut changed = false;
+    for webhook in current.webhooks.iter_mut().flatten() {
+        if webhook.client_config.ca_bundle.as_ref() != Some(&bundle) {
+            webhook.client_config.ca_bundle = Some(bundle.clone());
+            changed = true;
+        }
+    }
+    if changed {
+        api.replace(configuration, &PostParams::default(), &current).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! Which pods to evict so the actual split moves towards the target. Pure.
+//!
+//! Doomed spot pods (on a reclaimed node, or stuck unschedulable) go first: they are lost anyway.
+//! Otherwise, while one pool is over its target and the other under it, one pod of the pool that is
+//! over goes per round, and only while every desired replica is Ready and one fewer still keeps
+//! minReplicas, so a rebalance never costs capacity the policy needs. Evictions go through the
+//! Eviction API, so PodDisruptionBudgets have the last word.
+
+use super::{PodView, PoolOf};
+use crate::engine::Split;
+
+pub fn evictions(target: Split, pods: &[PodView], doomed: &[String], desired: i32, min_replicas: i32) -> Vec<String> {
+    let live: Vec<&PodView> = pods.iter().filter(|p| !p.deleting).collect();
+    let doomed: Vec<String> = live.iter().filter(|p| doomed.contains(&p.name)).map(|p| p.name.clone()).collect();
+    if !doomed.is_empty() {
+        return doomed;
+    }
+    let ready = live.iter().filter(|p| p.ready).count() as i32;
+    if ready < desired || ready - 1 < min_replicas {
+        return Vec::new();
+    }
+    let count = |pool| live.iter().filter(|p| p.pool == pool).count() as i32;
+    let (spot, on_demand) = (count(PoolOf::Spot), count(PoolOf::OnDemand));
+    let over = if spot > target.spot && on_demand < target.on_demand {
+        PoolOf::Spot
+    } else if on_demand > target.on_demand && spot < target.spot {
+        PoolOf::OnDemand
+    } else {
+        return Vec::new();
+    };
+    // The first to go is the one the ReplicaSet would remove first: the lowest deletion cost.
+    live.iter()
+        .filter(|p| p.pool == over)
+        .min_by_key(|p| (p.ready, p.deletion_cost.unwrap_or(0)))
+        .map(|p| vec![p.name.clone()])
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pods(spot: i32, on_demand: i32) -> Vec<PodView> {
+        let make = |pool, i| PodView { name: format!("{pool:?}-{i}"), pool, ready: true, node: Some("n".into()), ..PodView::default() };
+        (0..spot).map(|i| make(PoolOf::Spot, i)).chain((0..on_demand).map(|i| make(PoolOf::OnDemand, i))).collect()
+    }
+
+    #[test]
+    fn drift_towards_on_demand_evicts_one_on_demand_pod_per_round() {
+        let evicted = evictions(Split { spot: 4, on_demand: 2 }, &pods(1, 5), &[], 6, 2);
+        assert_eq!(evicted.len(), 1);
+        assert!(evicted[0].starts_with("OnDemand"));
+    }
+
+    #[test]
+    fn a_split_on_target_evicts_nothing() {
+        assert!(evictions(Split { spot: 4, on_demand: 2 }, &pods(4, 2), &[], 6, 2).is_empty());
+    }
+
+    #[test]
+    fn nothing_is_evicted_while_replicas_are_missing() {
+        assert!(evictions(Split { spot: 4, on_demand: 2 }, &pods(1, 4), &[], 6, 2).is_empty());
+    }
+
+    #[test]
+    fn doomed_pods_go_whatever_the_counts() {
+        let evicted = evictions(Split { spot: 4, on_demand: 2 }, &pods(4, 2), &["Spot-0".into()], 6, 2);
+        assert_eq!(evicted, ["Spot-0"]);
+    }
+}

@@ -1,0 +1,156 @@
+//! The mutating admission webhook on pod creation, served over TLS by every operator replica. It
+//! fails open (the chart sets `failurePolicy: Ignore`): a pod it cannot place is admitted as is,
+//! and the rebalancer corrects the split later.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use k8s_openapi::api::core::v1::Pod;
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use kube::runtime::reflector::Store;
+use kube::ResourceExt;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::Value;
+
+use super::assign::{Pool, assign};
+use super::certs::ServingCert;
+use super::mutate::{POOL_LABEL, placement_patch};
+use crate::api::{CapacityPool, ScalingPolicy};
+use crate::engine::{Policy, Split};
+
+/// Assignments this recent are counted from the ledger, not from the pod cache, which lags.
+const IN_FLIGHT: Duration = Duration::from_secs(20);
+
+pub struct WebhookState {
+    pub policies: Store<ScalingPolicy>,
+    /// Pods carrying the `trimtab.dev/pool` label.
+    pub pods: Store<Pod>,
+    pub pools: Store<CapacityPool>,
+    ledger: Mutex<HashMap<(String, String), Vec<(Pool, Instant)>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("the webhook certificate or key is not usable: {0}")]
+    Tls(String),
+}
+
+impl WebhookState {
+    pub fn new(policies: Store<ScalingPolicy>, pods: Store<Pod>, pools: Store<CapacityPool>) -> Self {
+        WebhookState { policies, pods, pools, ledger: Mutex::new(HashMap::new()) }
+    }
+
+    /// The patch for a new pod, or none when no policy places it.
+    fn place(&self, namespace: &str, pod: &Value) -> Option<Value> {
+        let pod_typed: Pod = serde_json::from_value(pod.clone()).ok()?;
+        let deployment = deployment_of(&pod_typed)?;
+        let policy = self.policies.state().into_iter().find(|p| {
+            p.namespace().as_deref() == Some(namespace) && p.spec.target_ref.name == deployment && p.spec.placement.is_some()
+        })?;
+        let rules = Policy::from_spec(&policy.spec).ok()?;
+        let placement = rules.placement.as_ref()?;
+        let pool_named = |name: &str| self.pools.state().into_iter().find(|p| p.name_any() == name);
+        let (spot_pool, on_demand_pool) = (pool_named(&placement.spot_pool)?, pool_named(&placement.on_demand_pool)?);
+        let status = policy.status.clone().unwrap_or_default();
+        let spot_healthy = status.placement.as_ref().is_none_or(|p| p.spot_healthy);
+        let desired = status.desired_replicas.unwrap_or(rules.min_replicas);
+
+        let key = (namespace.to_owned(), deployment.clone());
+        let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        let recent = ledger.entry(key).or_default();
+        recent.retain(|(_, at)| at.elapsed() < IN_FLIGHT);
+        let mut existing = Split { spot: 0, on_demand: 0 };
+        let settled = jiff::Timestamp::now() - jiff::SignedDuration::try_from(IN_FLIGHT).unwrap_or_default();
+        for pod in self.pods.state() {
+            let same_workload = pod.namespace().as_deref() == Some(namespace) && deployment_of(&pod).as_deref() == Some(deployment.as_str());
+            let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            if !same_workload || pod.metadata.deletion_timestamp.is_some() || created.is_none_or(|c| c > settled) {
+                continue;
+            }
+            match pod.labels().get(POOL_LABEL).map(String::as_str) {
+                Some(name) if name == placement.spot_pool => existing.spot += 1,
+                Some(name) if name == placement.on_demand_pool => existing.on_demand += 1,
+                _ => {}
+            }
+        }
+        for (pool, _) in recent.iter() {
+            match pool {
+                Pool::Spot => existing.spot += 1,
+                Pool::OnDemand => existing.on_demand += 1,
+            }
+        }
+        let assignment = assign(&rules, spot_healthy, desired, existing)?;
+        recent.push((assignment.pool, Instant::now()));
+        let (name, pool) = match assignment.pool {
+            Pool::Spot => (&placement.spot_pool, &spot_pool),
+            Pool::OnDemand => (&placement.on_demand_pool, &on_demand_pool),
+        };
+        Some(placement_patch(pod, name, pool, assignment.deletion_cost))
+    }
+}
+
+/// The Deployment a pod belongs to: its ReplicaSet owner, minus the pod-template-hash suffix.
+pub fn deployment_of(pod: &Pod) -> Option<String> {
+    let hash = pod.labels().get("pod-template-hash")?;
+    let owner = pod.owner_references().iter().find(|o| o.kind == "ReplicaSet")?;
+    owner.name.strip_suffix(&format!("-{hash}")).map(str::to_owned)
+}
+
+async fn mutate_pods(State(state): State<Arc<WebhookState>>, Json(review): Json<AdmissionReview<DynamicObject>>) -> Json<AdmissionReview<DynamicObject>> {
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(request) => request,
+        Err(error) => return Json(AdmissionResponse::invalid(error.to_string()).into_review()),
+    };
+    let response = AdmissionResponse::from(&request);
+    let namespace = request.namespace.clone().unwrap_or_default();
+    let pod = request.object.as_ref().and_then(|o| serde_json::to_value(o).ok());
+    let patch = pod.and_then(|pod| state.place(&namespace, &pod));
+    let response = match patch.map(serde_json::from_value::<json_patch::Patch>) {
+        Some(Ok(patch)) => match response.clone().with_patch(patch) {
+            Ok(patched) => patched,
+            Err(error) => {
+                tracing::warn!(%error, "admitting the pod unplaced");
+                response
+            }
+        },
+        // No policy places this pod, or the patch could not be built: admit it as it is.
+        _ => response,
+    };
+    Json(response.into_review())
+}
+
+/// Serves `/mutate-pods` over TLS until the process ends.
+pub async fn serve(addr: SocketAddr, cert: &ServingCert, state: Arc<WebhookState>) -> Result<tokio::task::JoinHandle<()>, WebhookError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| WebhookError::Tls(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).map_err(|e| WebhookError::Tls(e.to_string()))?;
+    let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).map_err(|e| WebhookError::Tls(e.to_string()))?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| WebhookError::Listen { addr, source })?;
+    let router = Router::new().route("/mutate-pods", post(mutate_pods)).with_state(state);
+    tracing::info!(%addr, "placement webhook serving");
+    Ok(tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let router = router.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let service = hyper_util::service::TowerToHyperService::new(router);
+                let io = hyper_util::rt::TokioIo::new(tls);
+                if let Err(error) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+                    tracing::debug!(%error, "webhook connection ended");
+                }
+            });
+        }
+    }))
+}
