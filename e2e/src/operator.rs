@@ -10,8 +10,14 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Starts `trimtab run` for `namespace`, reading objectives from `prometheus_url`.
+    /// Starts `trimtab run` for `namespace`, reading objectives from `prometheus_url`, without the
+    /// placement webhook.
     pub fn start(namespace: &str, prometheus_url: &str) -> Operator {
+        Self::start_with(namespace, prometheus_url, &["--webhook", "false"])
+    }
+
+    /// Starts `trimtab run` with extra flags.
+    pub fn start_with(namespace: &str, prometheus_url: &str, extra: &[&str]) -> Operator {
         let binary =
             std::env::var("TRIMTAB_BIN").map(PathBuf::from).unwrap_or_else(|_| crate::repo_root().join("target/debug/trimtab"));
         let log = std::env::temp_dir().join(format!("trimtab-e2e-operator-{namespace}.log"));
@@ -19,6 +25,7 @@ impl Operator {
         let child = Command::new(&binary)
             .args(["run", "--namespace", namespace, "--prometheus-url", prometheus_url, "--metrics-addr", "127.0.0.1:0"])
             .args(["--prometheus-timeout", "2s", "--leader-election-namespace", namespace])
+            .args(extra)
             .env("RUST_LOG", "info,kube=warn")
             .stdout(Stdio::from(log_file.try_clone().expect("clone the log handle")))
             .stderr(Stdio::from(log_file))

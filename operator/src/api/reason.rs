@@ -69,6 +69,8 @@ pub enum Reason {
     SpotAvailable,
     /// Writing the target's scale failed.
     ScaleFailed,
+    /// A pod was evicted to move the split towards its target, or off reclaimed spot capacity.
+    Rebalanced,
 }
 
 impl Reason {
@@ -103,6 +105,7 @@ impl Reason {
             Reason::WithinBudget => "WithinBudget",
             Reason::SpotAvailable => "SpotAvailable",
             Reason::ScaleFailed => "ScaleFailed",
+            Reason::Rebalanced => "Rebalanced",
         }
     }
 }

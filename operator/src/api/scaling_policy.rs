@@ -329,12 +329,22 @@ pub struct ScalingPolicyStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PlacementStatus {
-    /// Replicas placed on the spot pool.
+    /// Replicas the spot pool should have.
     pub spot: i32,
-    /// Replicas placed on the on-demand pool.
+    /// Replicas the on-demand pool should have.
     pub on_demand: i32,
+    /// Pods on the spot pool now.
+    #[serde(default)]
+    pub actual_spot: i32,
+    /// Pods on the on-demand pool now.
+    #[serde(default)]
+    pub actual_on_demand: i32,
     /// False while the spot pool is unavailable for this workload and replicas fall back to on-demand.
     pub spot_healthy: bool,
+    /// While spot is unavailable: since when it has looked usable again (it is trusted after
+    /// placement.returnAfter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_available_since: Option<Time>,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

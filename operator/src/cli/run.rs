@@ -46,6 +46,25 @@ pub struct RunArgs {
     /// The namespace of the leader-election Lease (the release namespace).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub leader_election_namespace: String,
+    /// Serve the placement webhook (on every replica, leader or not).
+    #[arg(long, env = "TRIMTAB_WEBHOOK", default_value_t = true, action = clap::ArgAction::Set)]
+    pub webhook: bool,
+    /// Where the placement webhook listens (HTTPS, path /mutate-pods).
+    #[arg(long, env = "TRIMTAB_WEBHOOK_ADDR", default_value = "0.0.0.0:9443")]
+    pub webhook_addr: SocketAddr,
+    /// A directory with tls.crt and tls.key (cert-manager). Without it, Trimtab keeps its own CA and
+    /// certificate in --webhook-secret-name and publishes the CA to --webhook-configuration-name.
+    #[arg(long, env = "TRIMTAB_WEBHOOK_CERT_DIR")]
+    pub webhook_cert_dir: Option<PathBuf>,
+    /// The Secret (in the leader-election namespace) holding the self-managed webhook certificate.
+    #[arg(long, env = "TRIMTAB_WEBHOOK_SECRET", default_value = "trimtab-webhook-tls")]
+    pub webhook_secret_name: String,
+    /// The webhook Service's name: the certificate is for <name>.<namespace>.svc.
+    #[arg(long, env = "TRIMTAB_WEBHOOK_SERVICE", default_value = "trimtab-webhook")]
+    pub webhook_service_name: String,
+    /// The MutatingWebhookConfiguration whose caBundle Trimtab keeps current.
+    #[arg(long, env = "TRIMTAB_WEBHOOK_CONFIGURATION", default_value = "trimtab")]
+    pub webhook_configuration_name: String,
     /// This replica's identity (the pod name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -61,6 +80,10 @@ pub enum RunError {
     Lease(#[from] kube_lease_manager::LeaseManagerError),
     #[error("cannot serve metrics on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("webhook certificate: {0}")]
+    Certificate(#[from] crate::placement::certs::CertError),
+    #[error("webhook: {0}")]
+    Webhook(#[from] crate::placement::webhook::WebhookError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -103,6 +126,10 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
         }
     });
     tracing::info!(addr = %args.metrics_addr, prometheus = %args.prometheus_url, "trimtab started");
+
+    if args.webhook {
+        start_webhook(&args, &client).await?;
+    }
 
     let identity = args.identity.clone().unwrap_or_else(|| format!("trimtab-{}", std::process::id()));
     let watched = (!args.namespace.is_empty()).then(|| args.namespace.clone());
@@ -152,6 +179,56 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
     controller::run(ctx, shutdown).await;
     drop(leader); // closing the channel releases the lease
     let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+    Ok(())
+}
+
+/// Caches of policies, placed pods and pools for the webhook, and its TLS server.
+async fn start_webhook(args: &RunArgs, client: &kube::Client) -> Result<(), RunError> {
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::Api;
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+
+    use crate::api::{CapacityPool, ScalingPolicy};
+    use crate::placement::{certs, mutate::POOL_LABEL, webhook};
+
+    let namespace = &args.leader_election_namespace;
+    let cert = match &args.webhook_cert_dir {
+        Some(dir) => certs::from_dir(dir)?,
+        None => {
+            let service = &args.webhook_service_name;
+            let names = vec![
+                format!("{service}.{namespace}.svc"),
+                format!("{service}.{namespace}.svc.cluster.local"),
+                "localhost".to_owned(),
+            ];
+            let cert = certs::ensure(client, namespace, &args.webhook_secret_name, &names, jiff::Timestamp::now()).await?;
+            certs::publish_ca_bundle(client, &args.webhook_configuration_name, &cert.ca_pem).await?;
+            cert
+        }
+    };
+    let (policies, policy_writer) = reflector::store::<ScalingPolicy>();
+    let (pods, pod_writer) = reflector::store::<Pod>();
+    let (pools, pool_writer) = reflector::store::<CapacityPool>();
+    let (policy_api, pod_api): (Api<ScalingPolicy>, Api<Pod>) = if args.namespace.is_empty() {
+        (Api::all(client.clone()), Api::all(client.clone()))
+    } else {
+        (Api::namespaced(client.clone(), &args.namespace), Api::namespaced(client.clone(), &args.namespace))
+    };
+    let placed = watcher::Config::default().labels(POOL_LABEL);
+    tokio::spawn(
+        reflector::reflector(policy_writer, watcher(policy_api, watcher::Config::default()))
+            .default_backoff()
+            .for_each(|_| async {}),
+    );
+    tokio::spawn(reflector::reflector(pod_writer, watcher(pod_api, placed)).default_backoff().for_each(|_| async {}));
+    tokio::spawn(
+        reflector::reflector(pool_writer, watcher(Api::<CapacityPool>::all(client.clone()), watcher::Config::default()))
+            .default_backoff()
+            .for_each(|_| async {}),
+    );
+    let state = std::sync::Arc::new(webhook::WebhookState::new(policies, pods, pools));
+    webhook::serve(args.webhook_addr, &cert, state).await?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Api, ResourceExt};
 
@@ -10,6 +11,9 @@ use super::{Context, Error};
 use crate::api::{CapacityPool, CapacityType, Quantity, ScalingPolicy};
 use crate::engine::{Observations, Policy, Pricing, Requests, Sample, UnitPrice};
 use crate::metrics::{QueryOutcome, query_all};
+use crate::placement::mutate::{DELETION_COST_ANNOTATION, POOL_LABEL};
+use crate::placement::spot_health::SpotNode;
+use crate::placement::{PodView, PoolOf};
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
@@ -20,6 +24,13 @@ pub struct Observed {
     /// Another autoscaler on the same target, described for a message.
     pub conflict: Option<String>,
     pub samples: Observations,
+    /// The workload's pods and the spot nodes, when the policy places replicas.
+    pub placement: Option<PlacementObserved>,
+}
+
+pub struct PlacementObserved {
+    pub pods: Vec<PodView>,
+    pub spot_nodes: Vec<SpotNode>,
 }
 
 /// Why there is nothing to decide on this round; reported on status, not retried as an error.
@@ -38,9 +49,14 @@ pub async fn observe(ctx: &Context, policy: &ScalingPolicy, rules: &Policy) -> R
     };
     let scale = deployments.get_scale(target).await?;
 
-    let pricing = match pricing(ctx, rules, requests(&deployment)).await? {
-        Ok(pricing) => pricing,
+    let pools = match pools(ctx, rules).await? {
+        Ok(pools) => pools,
         Err(problem) => return Ok(Err(Blocked::PolicyInvalid(problem))),
+    };
+    let pricing = pricing(ctx, &pools, requests(&deployment)).await;
+    let placement = match &pools {
+        Pools::Placed { spot, on_demand } => Some(placement(ctx, &namespace, &scale, spot, on_demand).await?),
+        Pools::Unplaced { .. } => None,
     };
 
     let conflict = conflict(ctx, policy).await?;
@@ -69,7 +85,7 @@ pub async fn observe(ctx: &Context, policy: &ScalingPolicy, rules: &Policy) -> R
             None => {}
         }
     }
-    Ok(Ok(Observed { scale, pricing, conflict, samples }))
+    Ok(Ok(Observed { scale, pricing, conflict, samples, placement }))
 }
 
 /// One replica's requests, summed over the pod template's containers.
@@ -85,46 +101,123 @@ fn requests(deployment: &Deployment) -> Option<Requests> {
     (cpu > 0.0 || memory > 0.0).then_some(Requests { cpu_cores: cpu, memory_gib: memory / GIB })
 }
 
-/// A replica's hourly cost in the policy's pools. An unknown pool makes the policy invalid.
-async fn pricing(ctx: &Context, rules: &Policy, requests: Option<Requests>) -> Result<Result<Pricing, String>, Error> {
-    let pools: Api<CapacityPool> = Api::all(ctx.client.clone());
-    let (spot, on_demand) = match &rules.placement {
-        Some(placement) => {
-            let mut found = Vec::new();
-            for (field, name) in [("spotPool", &placement.spot_pool), ("onDemandPool", &placement.on_demand_pool)] {
-                match pools.get_opt(name).await? {
-                    Some(pool) => found.push(pool),
-                    None => {
-                        return Ok(Err(format!(
-                            "spec.placement.{field}: CapacityPool {name:?} does not exist (kubectl get capacitypools)"
-                        )));
-                    }
-                }
+/// The pools a policy's replicas run on.
+enum Pools {
+    Placed {
+        spot: Box<CapacityPool>,
+        on_demand: Box<CapacityPool>,
+    },
+    /// Without placement, replicas run on the only OnDemand pool, if there is exactly one.
+    Unplaced {
+        on_demand: Option<Box<CapacityPool>>,
+    },
+}
+
+/// The policy's pools. An unknown pool makes the policy invalid.
+async fn pools(ctx: &Context, rules: &Policy) -> Result<Result<Pools, String>, Error> {
+    let api: Api<CapacityPool> = Api::all(ctx.client.clone());
+    let Some(placement) = &rules.placement else {
+        let all = api.list(&ListParams::default()).await?.items;
+        let mut on_demand = all.into_iter().filter(|p| p.spec.capacity_type == CapacityType::OnDemand);
+        let only = match (on_demand.next(), on_demand.next()) {
+            (Some(pool), None) => Some(Box::new(pool)),
+            _ => None,
+        };
+        return Ok(Ok(Pools::Unplaced { on_demand: only }));
+    };
+    let mut found = Vec::new();
+    for (field, name) in [("spotPool", &placement.spot_pool), ("onDemandPool", &placement.on_demand_pool)] {
+        match api.get_opt(name).await? {
+            Some(pool) => found.push(pool),
+            None => {
+                return Ok(Err(format!(
+                    "spec.placement.{field}: CapacityPool {name:?} does not exist (kubectl get capacitypools)"
+                )));
             }
-            let on_demand = found.pop();
-            (found.pop(), on_demand)
         }
-        None => {
-            let all = pools.list(&ListParams::default()).await?.items;
-            let mut on_demand = all.into_iter().filter(|p| p.spec.capacity_type == CapacityType::OnDemand);
-            let only = match (on_demand.next(), on_demand.next()) {
-                (Some(pool), None) => Some(pool),
-                _ => None,
-            };
-            (None, only)
+    }
+    match (found.pop(), found.pop()) {
+        (Some(on_demand), Some(spot)) => Ok(Ok(Pools::Placed { spot: Box::new(spot), on_demand: Box::new(on_demand) })),
+        _ => Ok(Err("spec.placement: both pools must exist".into())),
+    }
+}
+
+/// A replica's hourly cost in each pool, where prices and requests are known.
+async fn pricing(ctx: &Context, pools: &Pools, requests: Option<Requests>) -> Pricing {
+    let Some(requests) = requests else { return Pricing::default() };
+    let cost = async |pool: Option<&CapacityPool>| match pool {
+        Some(pool) => unit_price(ctx, pool).await.map(|p| p.replica_cost(&requests)),
+        None => None,
+    };
+    match pools {
+        Pools::Placed { spot, on_demand } => Pricing { spot: cost(Some(spot)).await, on_demand: cost(Some(on_demand)).await },
+        Pools::Unplaced { on_demand } => Pricing { spot: None, on_demand: cost(on_demand.as_deref()).await },
+    }
+}
+
+/// The workload's pods (each on a pool, or neither) and the spot pool's nodes.
+async fn placement(
+    ctx: &Context,
+    namespace: &str,
+    scale: &Scale,
+    spot: &CapacityPool,
+    on_demand: &CapacityPool,
+) -> Result<PlacementObserved, Error> {
+    let selector = scale.status.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let pods = if selector.is_empty() { Vec::new() } else { pods.list(&ListParams::default().labels(&selector)).await?.items };
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let nodes = nodes.list(&ListParams::default()).await?.items;
+    let on_pool = |node: &Node, pool: &CapacityPool| pool.spec.node_selector.iter().all(|(k, v)| node.labels().get(k) == Some(v));
+    let pool_of_node = |name: &str| {
+        let node = nodes.iter().find(|n| n.name_any() == name)?;
+        if on_pool(node, spot) {
+            Some(PoolOf::Spot)
+        } else if on_pool(node, on_demand) {
+            Some(PoolOf::OnDemand)
+        } else {
+            None
         }
     };
-    let Some(requests) = requests else { return Ok(Ok(Pricing::default())) };
-    Ok(Ok(Pricing {
-        spot: match spot {
-            Some(pool) => unit_price(ctx, &pool).await.map(|p| p.replica_cost(&requests)),
-            None => None,
-        },
-        on_demand: match on_demand {
-            Some(pool) => unit_price(ctx, &pool).await.map(|p| p.replica_cost(&requests)),
-            None => None,
-        },
-    }))
+    let views = pods
+        .iter()
+        .map(|pod| {
+            let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+            let by_label = match pod.labels().get(POOL_LABEL) {
+                Some(name) if *name == spot.name_any() => Some(PoolOf::Spot),
+                Some(name) if *name == on_demand.name_any() => Some(PoolOf::OnDemand),
+                _ => None,
+            };
+            let conditions = pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+            let ready = conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+            let unschedulable_since = conditions
+                .iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+                .and_then(|c| c.last_transition_time.as_ref().map(|t| t.0));
+            PodView {
+                name: pod.name_any(),
+                pool: by_label.or_else(|| node.as_deref().and_then(pool_of_node)).unwrap_or(PoolOf::Neither),
+                node,
+                ready,
+                deleting: pod.metadata.deletion_timestamp.is_some(),
+                unschedulable_since,
+                deletion_cost: pod.annotations().get(DELETION_COST_ANNOTATION).and_then(|c| c.parse().ok()),
+            }
+        })
+        .collect();
+    let spot_nodes = nodes
+        .iter()
+        .filter(|n| on_pool(n, spot))
+        .map(|n| SpotNode {
+            name: n.name_any(),
+            interrupted: n
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.as_ref())
+                .is_some_and(|taints| taints.iter().any(|t| spot.spec.interruption_taints.contains(&t.key))),
+        })
+        .collect();
+    Ok(PlacementObserved { pods: views, spot_nodes })
 }
 
 /// A pool's fixed prices, or its price queries' answers; none when either is unknown.

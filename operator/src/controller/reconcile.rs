@@ -6,18 +6,21 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec};
-use kube::api::{Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{EvictParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
 use super::conditions::{self, Flip};
-use super::observe::{Blocked, observe};
-use super::status::{self, Hold, Round};
+use super::observe::{Blocked, PlacementObserved, observe};
+use super::status::{self, Hold, Round, SpotReport};
 use super::telemetry::{DecisionLabels, PolicyLabels};
 use super::{Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION};
 use crate::api::{Mode, Reason, ScalingPolicy, ScalingPolicyStatus};
-use crate::engine::{self, Current, DEFAULT_INTERVAL, Policy};
+use crate::engine::{self, Current, DEFAULT_INTERVAL, Policy, Split};
+use crate::placement::spot_health::{self, Previous};
+use crate::placement::{PodView, PoolOf, rebalance};
 
 /// After a write conflict, look again this soon.
 const CONFLICT_RETRY: Duration = Duration::from_secs(1);
@@ -63,7 +66,8 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         }
     };
     let current_replicas = observed.scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-    let spot_healthy = previous.placement.as_ref().is_none_or(|p| p.spot_healthy);
+    let spot = spot_report(&rules, &previous, observed.placement.as_ref(), now);
+    let spot_healthy = spot.0.healthy;
     let current = Current {
         replicas: current_replicas,
         consecutive_failures: previous.consecutive_failures,
@@ -108,6 +112,14 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         }
     }
 
+    // Rebalance: replace doomed spot pods, then move one pod per round towards the target split.
+    if hold == Hold::None
+        && let (Some(observed), Some(target)) = (&observed.placement, decision.placement)
+    {
+        let evict = rebalance::evictions(target, &observed.pods, &spot.1, decision.desired_replicas, rules.min_replicas);
+        evict_pods(ctx, policy, &evict).await;
+    }
+
     // Report.
     let history = engine::remember(&previous.history, &rules, now, decision.recommendation, applied_change);
     let round = Round {
@@ -116,7 +128,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         current: current_replicas,
         decision: &decision,
         hold: &hold,
-        spot_healthy,
+        spot: spot.0,
         has_budget: rules.budget.is_some(),
     };
     let (status, flips) = status::decided(&previous, &round, history);
@@ -135,6 +147,59 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     });
     report(ctx, policy, &previous, status, flips, scaled).await?;
     Ok(Action::requeue(rules.interval))
+}
+
+/// Spot health for this round (and the doomed spot pods to replace), from what was observed.
+fn spot_report(
+    rules: &Policy,
+    previous: &ScalingPolicyStatus,
+    observed: Option<&PlacementObserved>,
+    now: Timestamp,
+) -> (SpotReport, Vec<String>) {
+    let (Some(placement), Some(observed)) = (&rules.placement, observed) else {
+        return (SpotReport { healthy: true, ..SpotReport::default() }, Vec::new());
+    };
+    let before = Previous {
+        healthy: previous.placement.as_ref().is_none_or(|p| p.spot_healthy),
+        available_since: previous.placement.as_ref().and_then(|p| p.spot_available_since.as_ref().map(|t| t.0)),
+    };
+    let spot_pods: Vec<PodView> = observed.pods.iter().filter(|p| p.pool == PoolOf::Spot).cloned().collect();
+    let health =
+        spot_health::assess(&before, &observed.spot_nodes, &spot_pods, placement.fallback_after, placement.return_after, now);
+    let count = |pool| observed.pods.iter().filter(|p| p.pool == pool && !p.deleting).count() as i32;
+    let actual = Split { spot: count(PoolOf::Spot), on_demand: count(PoolOf::OnDemand) };
+    let report = SpotReport {
+        healthy: health.healthy,
+        available_since: health.available_since,
+        problem: health.problem,
+        actual: Some(actual),
+    };
+    (report, health.doomed)
+}
+
+/// Evicts through the Eviction API, so PodDisruptionBudgets are respected; a refusal waits for the
+/// next round.
+async fn evict_pods(ctx: &Context, policy: &ScalingPolicy, names: &[String]) {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
+    for name in names {
+        match pods.evict(name, &EvictParams::default()).await {
+            Ok(_) => {
+                publish(
+                    ctx,
+                    policy,
+                    EventType::Normal,
+                    Reason::Rebalanced,
+                    format!("Evicted pod {name} to move replicas towards the target split"),
+                )
+                .await
+            }
+            Err(kube::Error::Api(status)) if status.code == 429 => {
+                tracing::info!(pod = %name, "eviction refused by a PodDisruptionBudget; retrying next round");
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => tracing::warn!(%error, pod = %name, "eviction failed"),
+        }
+    }
 }
 
 /// How long until the next round is due, if this wake-up came early and the spec did not change.

@@ -25,8 +25,17 @@ pub struct Round<'a> {
     pub current: i32,
     pub decision: &'a Decision,
     pub hold: &'a Hold,
-    pub spot_healthy: bool,
+    pub spot: SpotReport,
     pub has_budget: bool,
+}
+
+/// Spot health and the pods actually on each pool, when the policy places replicas.
+#[derive(Debug, Clone, Default)]
+pub struct SpotReport {
+    pub healthy: bool,
+    pub available_since: Option<Timestamp>,
+    pub problem: Option<String>,
+    pub actual: Option<crate::engine::Split>,
 }
 
 /// The status after a decided round, and the conditions that flipped.
@@ -36,8 +45,17 @@ pub fn decided(previous: &ScalingPolicyStatus, round: &Round, history: crate::ap
     status.observed_generation = round.generation;
     status.current_replicas = Some(round.current);
     status.desired_replicas = Some(decision.desired_replicas);
-    status.placement =
-        decision.placement.map(|p| PlacementStatus { spot: p.spot, on_demand: p.on_demand, spot_healthy: round.spot_healthy });
+    status.placement = decision.placement.map(|p| {
+        let actual = round.spot.actual.unwrap_or(crate::engine::Split { spot: 0, on_demand: 0 });
+        PlacementStatus {
+            spot: p.spot,
+            on_demand: p.on_demand,
+            actual_spot: actual.spot,
+            actual_on_demand: actual.on_demand,
+            spot_healthy: round.spot.healthy,
+            spot_available_since: round.spot.available_since.map(Time),
+        }
+    });
     status.cost_per_hour = decision.cost_per_hour.map(|c| format_decimal(c, 4));
     status.objectives = decision
         .objectives
@@ -124,11 +142,17 @@ fn wanted_conditions(round: &Round, decision_message: &str) -> Vec<Wanted> {
         }
         None => wanted(conditions::BUDGET_LIMITED, false, Reason::WithinBudget, "no budget is set".into()),
     };
-    let spot = if round.spot_healthy {
+    let spot = if round.spot.healthy {
         wanted(conditions::SPOT_FALLBACK, false, Reason::SpotAvailable, "the spot pool is available".into())
     } else {
-        let message = decision.message_for(Reason::SpotUnavailable).unwrap_or("the spot pool is unavailable").to_owned();
-        wanted(conditions::SPOT_FALLBACK, true, Reason::SpotUnavailable, message)
+        let why = match (&round.spot.problem, round.spot.available_since) {
+            (Some(problem), _) => problem.clone(),
+            (None, Some(since)) => {
+                format!("spot has looked usable since {since}; waiting placement.returnAfter before moving back")
+            }
+            (None, None) => "the spot pool is unavailable".into(),
+        };
+        wanted(conditions::SPOT_FALLBACK, true, Reason::SpotUnavailable, format!("{why}: new replicas go on-demand"))
     };
     let conflict = match round.hold {
         Hold::Conflict(message) => wanted(conditions::CONFLICT, true, Reason::ConflictingAutoscaler, message.clone()),

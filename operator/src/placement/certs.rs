@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{PostParams};
+use kube::api::PostParams;
 use kube::{Api, Client};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType, date_time_ymd};
 
@@ -44,7 +44,13 @@ pub fn from_dir(dir: &std::path::Path) -> Result<ServingCert, CertError> {
 }
 
 /// The certificate from the Secret, created or renewed when missing, expiring or for other names.
-pub async fn ensure(client: &Client, namespace: &str, secret_name: &str, dns_names: &[String], now: Timestamp) -> Result<ServingCert, CertError> {
+pub async fn ensure(
+    client: &Client,
+    namespace: &str,
+    secret_name: &str,
+    dns_names: &[String],
+    now: Timestamp,
+) -> Result<ServingCert, CertError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let names = dns_names.join(",");
     if let Some(existing) = secrets.get_opt(secret_name).await?
@@ -55,7 +61,8 @@ pub async fn ensure(client: &Client, namespace: &str, secret_name: &str, dns_nam
     let (cert, not_after) = generate(dns_names, now)?;
     let mut secret = Secret::default();
     secret.metadata.name = Some(secret_name.to_owned());
-    secret.metadata.annotations = Some(BTreeMap::from([(NOT_AFTER.to_owned(), not_after.to_string()), (NAMES.to_owned(), names.clone())]));
+    secret.metadata.annotations =
+        Some(BTreeMap::from([(NOT_AFTER.to_owned(), not_after.to_string()), (NAMES.to_owned(), names.clone())]));
     secret.type_ = Some("kubernetes.io/tls".to_owned());
     secret.data = Some(BTreeMap::from([
         ("ca.crt".to_owned(), ByteString(cert.ca_pem.clone().into_bytes())),

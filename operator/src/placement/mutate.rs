@@ -33,12 +33,8 @@ pub fn placement_patch(pod: &Value, pool_name: &str, pool: &CapacityPool, deleti
     }
 
     if !pool.spec.node_selector.is_empty() {
-        let expressions: Vec<Value> = pool
-            .spec
-            .node_selector
-            .iter()
-            .map(|(key, value)| json!({"key": key, "operator": "In", "values": [value]}))
-            .collect();
+        let expressions: Vec<Value> =
+            pool.spec.node_selector.iter().map(|(key, value)| json!({"key": key, "operator": "In", "values": [value]})).collect();
         let mut affinity = pod["spec"]["affinity"].clone();
         if !affinity.is_object() {
             affinity = json!({});
@@ -93,7 +89,8 @@ mod tests {
         assert_eq!(pod["metadata"]["labels"]["trimtab.dev/pool"], "spot");
         assert_eq!(pod["metadata"]["annotations"]["controller.kubernetes.io/pod-deletion-cost"], "-7");
         assert_eq!(pod["spec"]["tolerations"][0]["value"], "spot");
-        let expression = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"][0];
+        let expression = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            [0]["matchExpressions"][0];
         assert_eq!(expression, &json!({"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]}));
     }
 
@@ -109,7 +106,8 @@ mod tests {
         }));
         assert_eq!(pod["metadata"]["labels"]["app"], "web");
         assert_eq!(pod["spec"]["tolerations"].as_array().map(Vec::len), Some(2));
-        let term = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0];
+        let term =
+            &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0];
         assert_eq!(term["matchExpressions"].as_array().map(Vec::len), Some(2), "the pool's expression is ANDed into the term");
     }
 }

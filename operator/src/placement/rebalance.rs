@@ -41,7 +41,8 @@ mod tests {
     use super::*;
 
     fn pods(spot: i32, on_demand: i32) -> Vec<PodView> {
-        let make = |pool, i| PodView { name: format!("{pool:?}-{i}"), pool, ready: true, node: Some("n".into()), ..PodView::default() };
+        let make =
+            |pool, i| PodView { name: format!("{pool:?}-{i}"), pool, ready: true, node: Some("n".into()), ..PodView::default() };
         (0..spot).map(|i| make(PoolOf::Spot, i)).chain((0..on_demand).map(|i| make(PoolOf::OnDemand, i))).collect()
     }
 

@@ -33,7 +33,14 @@ pub struct Previous {
     pub available_since: Option<Timestamp>,
 }
 
-pub fn assess(previous: &Previous, nodes: &[SpotNode], spot_pods: &[PodView], fallback_after: Duration, return_after: Duration, now: Timestamp) -> SpotHealth {
+pub fn assess(
+    previous: &Previous,
+    nodes: &[SpotNode],
+    spot_pods: &[PodView],
+    fallback_after: Duration,
+    return_after: Duration,
+    now: Timestamp,
+) -> SpotHealth {
     let fallback_after = SignedDuration::try_from(fallback_after).unwrap_or(SignedDuration::MAX);
     let return_after = SignedDuration::try_from(return_after).unwrap_or(SignedDuration::MAX);
     let interrupted: Vec<&SpotNode> = nodes.iter().filter(|n| n.interrupted).collect();
@@ -84,7 +91,13 @@ mod tests {
     }
 
     fn pod(name: &str, node: Option<&str>, unschedulable_since: Option<Timestamp>) -> PodView {
-        PodView { name: name.into(), node: node.map(str::to_owned), ready: node.is_some(), unschedulable_since, ..PodView::default() }
+        PodView {
+            name: name.into(),
+            node: node.map(str::to_owned),
+            ready: node.is_some(),
+            unschedulable_since,
+            ..PodView::default()
+        }
     }
 
     const FALLBACK: Duration = Duration::from_secs(90);

@@ -11,10 +11,10 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::runtime::reflector::Store;
-use kube::ResourceExt;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
@@ -33,8 +33,11 @@ pub struct WebhookState {
     /// Pods carrying the `trimtab.dev/pool` label.
     pub pods: Store<Pod>,
     pub pools: Store<CapacityPool>,
-    ledger: Mutex<HashMap<(String, String), Vec<(Pool, Instant)>>>,
+    ledger: Mutex<Ledger>,
 }
+
+/// Recent assignments per workload (namespace, Deployment): the pod cache has not seen them yet.
+type Ledger = HashMap<(String, String), Vec<(Pool, Instant)>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -71,7 +74,8 @@ impl WebhookState {
         let mut existing = Split { spot: 0, on_demand: 0 };
         let settled = jiff::Timestamp::now() - jiff::SignedDuration::try_from(IN_FLIGHT).unwrap_or_default();
         for pod in self.pods.state() {
-            let same_workload = pod.namespace().as_deref() == Some(namespace) && deployment_of(&pod).as_deref() == Some(deployment.as_str());
+            let same_workload =
+                pod.namespace().as_deref() == Some(namespace) && deployment_of(&pod).as_deref() == Some(deployment.as_str());
             let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
             if !same_workload || pod.metadata.deletion_timestamp.is_some() || created.is_none_or(|c| c > settled) {
                 continue;
@@ -105,7 +109,10 @@ pub fn deployment_of(pod: &Pod) -> Option<String> {
     owner.name.strip_suffix(&format!("-{hash}")).map(str::to_owned)
 }
 
-async fn mutate_pods(State(state): State<Arc<WebhookState>>, Json(review): Json<AdmissionReview<DynamicObject>>) -> Json<AdmissionReview<DynamicObject>> {
+async fn mutate_pods(
+    State(state): State<Arc<WebhookState>>,
+    Json(review): Json<AdmissionReview<DynamicObject>>,
+) -> Json<AdmissionReview<DynamicObject>> {
     let request: AdmissionRequest<DynamicObject> = match review.try_into() {
         Ok(request) => request,
         Err(error) => return Json(AdmissionResponse::invalid(error.to_string()).into_review()),
@@ -129,12 +136,19 @@ async fn mutate_pods(State(state): State<Arc<WebhookState>>, Json(review): Json<
 }
 
 /// Serves `/mutate-pods` over TLS until the process ends.
-pub async fn serve(addr: SocketAddr, cert: &ServingCert, state: Arc<WebhookState>) -> Result<tokio::task::JoinHandle<()>, WebhookError> {
+pub async fn serve(
+    addr: SocketAddr,
+    cert: &ServingCert,
+    state: Arc<WebhookState>,
+) -> Result<tokio::task::JoinHandle<()>, WebhookError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
         .collect::<Result<_, _>>()
         .map_err(|e| WebhookError::Tls(e.to_string()))?;
     let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).map_err(|e| WebhookError::Tls(e.to_string()))?;
-    let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).map_err(|e| WebhookError::Tls(e.to_string()))?;
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| WebhookError::Tls(e.to_string()))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| WebhookError::Listen { addr, source })?;
     let router = Router::new().route("/mutate-pods", post(mutate_pods)).with_state(state);

@@ -54,7 +54,13 @@ impl ServiceModel {
         } else {
             0.0
         };
-        let error_rate = if utilization.is_infinite() { 1.0 } else if utilization > 1.0 { (utilization - 1.0) / utilization } else { 0.0 };
+        let error_rate = if utilization.is_infinite() {
+            1.0
+        } else if utilization > 1.0 {
+            (utilization - 1.0) / utilization
+        } else {
+            0.0
+        };
         let rho = utilization.min(SATURATED);
         let mean_wait = self.base_latency_seconds * rho / (1.0 - rho);
         ServiceState { utilization, error_rate, base: self.base_latency_seconds, mean_wait, max: self.max_latency_seconds }
