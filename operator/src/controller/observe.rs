@@ -202,6 +202,8 @@ async fn placement(
                 deleting: pod.metadata.deletion_timestamp.is_some(),
                 unschedulable_since,
                 deletion_cost: pod.annotations().get(DELETION_COST_ANNOTATION).and_then(|c| c.parse().ok()),
+                labelled: by_label.is_some(),
+                created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
             }
         })
         .collect();

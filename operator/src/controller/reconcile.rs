@@ -116,7 +116,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     if hold == Hold::None
         && let (Some(observed), Some(target)) = (&observed.placement, decision.placement)
     {
-        let evict = rebalance::evictions(target, &observed.pods, &spot.1, decision.desired_replicas, rules.min_replicas);
+        let evict = rebalance::evictions(target, &observed.pods, &spot.1, decision.desired_replicas, rules.min_replicas, now);
         evict_pods(ctx, policy, &evict).await;
     }
 

@@ -31,4 +31,7 @@ pub struct PodView {
     /// When the scheduler last said it cannot place the pod, while that is still so.
     pub unschedulable_since: Option<Timestamp>,
     pub deletion_cost: Option<i32>,
+    /// The webhook placed it (it carries the `trimtab.dev/pool` label).
+    pub labelled: bool,
+    pub created: Option<Timestamp>,
 }

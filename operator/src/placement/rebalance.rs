@@ -6,14 +6,31 @@
 //! minReplicas, so a rebalance never costs capacity the policy needs. Evictions go through the
 //! Eviction API, so PodDisruptionBudgets have the last word.
 
+use jiff::{SignedDuration, Timestamp};
+
 use super::{PodView, PoolOf};
 use crate::engine::Split;
 
-pub fn evictions(target: Split, pods: &[PodView], doomed: &[String], desired: i32, min_replicas: i32) -> Vec<String> {
+/// While the newest pod is this young and was not placed by the webhook, the webhook is not
+/// placing pods: an eviction would only be replaced by another unplaced pod, so drift waits.
+pub const WEBHOOK_SILENCE: SignedDuration = SignedDuration::from_secs(60);
+
+pub fn evictions(
+    target: Split,
+    pods: &[PodView],
+    doomed: &[String],
+    desired: i32,
+    min_replicas: i32,
+    now: Timestamp,
+) -> Vec<String> {
     let live: Vec<&PodView> = pods.iter().filter(|p| !p.deleting).collect();
     let doomed: Vec<String> = live.iter().filter(|p| doomed.contains(&p.name)).map(|p| p.name.clone()).collect();
     if !doomed.is_empty() {
         return doomed;
+    }
+    let newest = live.iter().filter(|p| p.created.is_some()).max_by_key(|p| p.created);
+    if newest.is_some_and(|p| !p.labelled && p.created.is_some_and(|c| now.duration_since(c) < WEBHOOK_SILENCE)) {
+        return Vec::new();
     }
     let ready = live.iter().filter(|p| p.ready).count() as i32;
     if ready < desired || ready - 1 < min_replicas {
@@ -46,26 +63,40 @@ mod tests {
         (0..spot).map(|i| make(PoolOf::Spot, i)).chain((0..on_demand).map(|i| make(PoolOf::OnDemand, i))).collect()
     }
 
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_700_000_000).expect("timestamp")
+    }
+
+    #[test]
+    fn drift_waits_while_new_pods_arrive_unplaced() {
+        let mut unplaced = pods(1, 5);
+        unplaced[5].labelled = false;
+        unplaced[5].created = Some(now() - SignedDuration::from_secs(10));
+        assert!(evictions(Split { spot: 4, on_demand: 2 }, &unplaced, &[], 6, 2, now()).is_empty());
+        unplaced[5].created = Some(now() - SignedDuration::from_secs(120));
+        assert_eq!(evictions(Split { spot: 4, on_demand: 2 }, &unplaced, &[], 6, 2, now()).len(), 1);
+    }
+
     #[test]
     fn drift_towards_on_demand_evicts_one_on_demand_pod_per_round() {
-        let evicted = evictions(Split { spot: 4, on_demand: 2 }, &pods(1, 5), &[], 6, 2);
+        let evicted = evictions(Split { spot: 4, on_demand: 2 }, &pods(1, 5), &[], 6, 2, now());
         assert_eq!(evicted.len(), 1);
         assert!(evicted[0].starts_with("OnDemand"));
     }
 
     #[test]
     fn a_split_on_target_evicts_nothing() {
-        assert!(evictions(Split { spot: 4, on_demand: 2 }, &pods(4, 2), &[], 6, 2).is_empty());
+        assert!(evictions(Split { spot: 4, on_demand: 2 }, &pods(4, 2), &[], 6, 2, now()).is_empty());
     }
 
     #[test]
     fn nothing_is_evicted_while_replicas_are_missing() {
-        assert!(evictions(Split { spot: 4, on_demand: 2 }, &pods(1, 4), &[], 6, 2).is_empty());
+        assert!(evictions(Split { spot: 4, on_demand: 2 }, &pods(1, 4), &[], 6, 2, now()).is_empty());
     }
 
     #[test]
     fn doomed_pods_go_whatever_the_counts() {
-        let evicted = evictions(Split { spot: 4, on_demand: 2 }, &pods(4, 2), &["Spot-0".into()], 6, 2);
+        let evicted = evictions(Split { spot: 4, on_demand: 2 }, &pods(4, 2), &["Spot-0".into()], 6, 2, now());
         assert_eq!(evicted, ["Spot-0"]);
     }
 }

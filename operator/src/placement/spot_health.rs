@@ -48,9 +48,15 @@ pub fn assess(
         .iter()
         .filter(|p| p.unschedulable_since.is_some_and(|since| now.duration_since(since) >= fallback_after))
         .collect();
+    // On a reclaimed node, or on a node that is gone: these pods will not come back by themselves.
     let mut doomed: Vec<String> = spot_pods
         .iter()
-        .filter(|p| p.node.as_ref().is_some_and(|node| interrupted.iter().any(|n| &n.name == node)))
+        .filter(|p| !p.deleting)
+        .filter(|p| {
+            p.node
+                .as_ref()
+                .is_some_and(|node| interrupted.iter().any(|n| &n.name == node) || !nodes.iter().any(|n| &n.name == node))
+        })
         .map(|p| p.name.clone())
         .collect();
     doomed.extend(stuck.iter().map(|p| p.name.clone()));
@@ -123,8 +129,10 @@ mod tests {
     }
 
     #[test]
-    fn no_spot_node_left_loses_spot_at_once() {
-        assert!(!assess(&HEALTHY, &[], &[], FALLBACK, RETURN, at(0)).healthy);
+    fn no_spot_node_left_loses_spot_at_once_and_dooms_the_pods_that_were_on_them() {
+        let lost = assess(&HEALTHY, &[], &[pod("web-1", Some("spot-gone"), None)], FALLBACK, RETURN, at(0));
+        assert!(!lost.healthy);
+        assert_eq!(lost.doomed, ["web-1"]);
     }
 
     #[test]
