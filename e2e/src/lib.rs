@@ -7,6 +7,7 @@
 pub mod appsim;
 pub mod cluster;
 pub mod operator;
+pub mod placement;
 pub mod policy;
 pub mod proxy;
 

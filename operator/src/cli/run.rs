@@ -185,12 +185,12 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
 /// Caches of policies, placed pods and pools for the webhook, and its TLS server.
 async fn start_webhook(args: &RunArgs, client: &kube::Client) -> Result<(), RunError> {
     use futures::StreamExt;
-    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::api::core::v1::{Node, Pod};
     use kube::Api;
     use kube::runtime::{WatchStreamExt, reflector, watcher};
 
     use crate::api::{CapacityPool, ScalingPolicy};
-    use crate::placement::{certs, mutate::POOL_LABEL, webhook};
+    use crate::placement::{certs, webhook};
 
     let namespace = &args.leader_election_namespace;
     let cert = match &args.webhook_cert_dir {
@@ -210,24 +210,31 @@ async fn start_webhook(args: &RunArgs, client: &kube::Client) -> Result<(), RunE
     let (policies, policy_writer) = reflector::store::<ScalingPolicy>();
     let (pods, pod_writer) = reflector::store::<Pod>();
     let (pools, pool_writer) = reflector::store::<CapacityPool>();
+    let (nodes, node_writer) = reflector::store::<Node>();
     let (policy_api, pod_api): (Api<ScalingPolicy>, Api<Pod>) = if args.namespace.is_empty() {
         (Api::all(client.clone()), Api::all(client.clone()))
     } else {
         (Api::namespaced(client.clone(), &args.namespace), Api::namespaced(client.clone(), &args.namespace))
     };
-    let placed = watcher::Config::default().labels(POOL_LABEL);
     tokio::spawn(
         reflector::reflector(policy_writer, watcher(policy_api, watcher::Config::default()))
             .default_backoff()
             .for_each(|_| async {}),
     );
-    tokio::spawn(reflector::reflector(pod_writer, watcher(pod_api, placed)).default_backoff().for_each(|_| async {}));
+    tokio::spawn(
+        reflector::reflector(pod_writer, watcher(pod_api, watcher::Config::default())).default_backoff().for_each(|_| async {}),
+    );
+    tokio::spawn(
+        reflector::reflector(node_writer, watcher(Api::<Node>::all(client.clone()), watcher::Config::default()))
+            .default_backoff()
+            .for_each(|_| async {}),
+    );
     tokio::spawn(
         reflector::reflector(pool_writer, watcher(Api::<CapacityPool>::all(client.clone()), watcher::Config::default()))
             .default_backoff()
             .for_each(|_| async {}),
     );
-    let state = std::sync::Arc::new(webhook::WebhookState::new(policies, pods, pools));
+    let state = std::sync::Arc::new(webhook::WebhookState::new(policies, pods, nodes, pools));
     webhook::serve(args.webhook_addr, &cert, state).await?;
     Ok(())
 }

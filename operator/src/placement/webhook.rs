@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
@@ -30,8 +30,8 @@ const IN_FLIGHT: Duration = Duration::from_secs(20);
 
 pub struct WebhookState {
     pub policies: Store<ScalingPolicy>,
-    /// Pods carrying the `trimtab.dev/pool` label.
     pub pods: Store<Pod>,
+    pub nodes: Store<Node>,
     pub pools: Store<CapacityPool>,
     ledger: Mutex<Ledger>,
 }
@@ -48,8 +48,34 @@ pub enum WebhookError {
 }
 
 impl WebhookState {
-    pub fn new(policies: Store<ScalingPolicy>, pods: Store<Pod>, pools: Store<CapacityPool>) -> Self {
-        WebhookState { policies, pods, pools, ledger: Mutex::new(HashMap::new()) }
+    pub fn new(policies: Store<ScalingPolicy>, pods: Store<Pod>, nodes: Store<Node>, pools: Store<CapacityPool>) -> Self {
+        WebhookState { policies, pods, nodes, pools, ledger: Mutex::new(HashMap::new()) }
+    }
+
+    /// The pool a pod is on: its label, or for a pod placed without the webhook, its node's pool.
+    fn pool_of(&self, pod: &Pod, spot: &CapacityPool, on_demand: &CapacityPool) -> Option<Pool> {
+        let by_name = |name: &str| {
+            if name == spot.name_any() {
+                Some(Pool::Spot)
+            } else if name == on_demand.name_any() {
+                Some(Pool::OnDemand)
+            } else {
+                None
+            }
+        };
+        if let Some(name) = pod.labels().get(POOL_LABEL) {
+            return by_name(name);
+        }
+        let node_name = pod.spec.as_ref()?.node_name.as_deref()?;
+        let node = self.nodes.state().into_iter().find(|n| n.name_any() == node_name)?;
+        let on = |pool: &CapacityPool| pool.spec.node_selector.iter().all(|(k, v)| node.labels().get(k) == Some(v));
+        if on(spot) {
+            Some(Pool::Spot)
+        } else if on(on_demand) {
+            Some(Pool::OnDemand)
+        } else {
+            None
+        }
     }
 
     /// The patch for a new pod, or none when no policy places it.
@@ -80,10 +106,10 @@ impl WebhookState {
             if !same_workload || pod.metadata.deletion_timestamp.is_some() || created.is_none_or(|c| c > settled) {
                 continue;
             }
-            match pod.labels().get(POOL_LABEL).map(String::as_str) {
-                Some(name) if name == placement.spot_pool => existing.spot += 1,
-                Some(name) if name == placement.on_demand_pool => existing.on_demand += 1,
-                _ => {}
+            match self.pool_of(&pod, &spot_pool, &on_demand_pool) {
+                Some(Pool::Spot) => existing.spot += 1,
+                Some(Pool::OnDemand) => existing.on_demand += 1,
+                None => {}
             }
         }
         for (pool, _) in recent.iter() {
