@@ -13,18 +13,21 @@ impl Operator {
     /// Starts `trimtab run` for `namespace`, reading objectives from `prometheus_url`, without the
     /// placement webhook.
     pub fn start(namespace: &str, prometheus_url: &str) -> Operator {
-        Self::start_with(namespace, prometheus_url, &["--webhook", "false"])
+        Self::start_with(namespace, prometheus_url, &[])
     }
 
-    /// Starts `trimtab run` with extra flags.
+    /// Starts `trimtab run` with extra flags; the webhook is served when they give `--webhook-addr`.
     pub fn start_with(namespace: &str, prometheus_url: &str, extra: &[&str]) -> Operator {
         let binary =
             std::env::var("TRIMTAB_BIN").map(PathBuf::from).unwrap_or_else(|_| crate::repo_root().join("target/debug/trimtab"));
-        let log = std::env::temp_dir().join(format!("trimtab-e2e-operator-{namespace}.log"));
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = std::env::temp_dir().join(format!("trimtab-e2e-operator-{namespace}-{n}.log"));
         let log_file = std::fs::File::create(&log).expect("create the operator log");
         let child = Command::new(&binary)
             .args(["run", "--namespace", namespace, "--prometheus-url", prometheus_url, "--metrics-addr", "127.0.0.1:0"])
             .args(["--prometheus-timeout", "2s", "--leader-election-namespace", namespace])
+            .args(["--webhook", if extra.contains(&"--webhook-addr") { "true" } else { "false" }])
             .args(extra)
             .env("RUST_LOG", "info,kube=warn")
             .stdout(Stdio::from(log_file.try_clone().expect("clone the log handle")))
@@ -32,6 +35,12 @@ impl Operator {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {} (build it with cargo build -p trimtab): {e}", binary.display()));
         Operator { child, log }
+    }
+
+    /// Kills the process at once (SIGKILL): no graceful shutdown, no lease release.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The operator's log so far, for failure dumps.

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Stop the e2e cluster started by up.sh and delete its state dir. Idempotent: with no
+# cluster it does nothing. Only processes recorded in the state dir's pid files are
+# stopped (never by name), and each pid's command line is checked before the signal.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+log() { echo "[down.sh] $*" >&2; }
+
+take_lock
+
+if [[ ! -e "$STATE" ]]; then
+  log "no cluster state at $STATE; nothing to do"
+  exit 0
+fi
+
+failed=0
+
+# 1. Prometheus (ours, by pid file).
+if [[ -f "$PROM_PID_FILE" ]]; then
+  stop_pid "$(cat "$PROM_PID_FILE")" "$PROM_DIR" || failed=1
+fi
+
+# 2. Control plane and kwok: kwokctl stops them from its own pid files.
+if [[ -d "$KWOK_CLUSTER_DIR" ]]; then
+  if [[ -x "$TOOLS_BIN/kwokctl" ]]; then
+    KWOK_WORKDIR="$KWOK_DIR" "$TOOLS_BIN/kwokctl" delete cluster --name "$CLUSTER_NAME" \
+      --kubeconfig "$KUBECONFIG_PATH" >"$STATE/kwokctl-delete.log" 2>&1 ||
+      { log "kwokctl delete cluster failed (falling back to pid files):"; cat "$STATE/kwokctl-delete.log" >&2; }
+  fi
+  # Whatever kwokctl left behind (or all of it, if kwokctl is missing): pid files are
+  # <component>.pid, and the component's command line names the cluster dir.
+  for f in "$KWOK_CLUSTER_DIR"/pids/*.pid; do
+    [[ -f "$f" ]] || continue
+    stop_pid "$(cat "$f")" "$KWOK_CLUSTER_DIR" || failed=1
+  done
+fi
+
+[[ $failed -eq 0 ]] || { log "ERROR: some processes could not be stopped; keeping $STATE for inspection"; exit 1; }
+
+rm -rf "$STATE"
+log "cluster stopped, $STATE removed"

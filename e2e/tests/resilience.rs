@@ -1,0 +1,114 @@
+//! The operator dying: killed mid-scale it resumes without a double scale or a flap, because the
+//! history that rate limits need lives in status; with two replicas, the standby takes over within
+//! the lease duration.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use serde_json::json;
+use trimtab_e2e::appsim::{p99_query, set_load, set_model};
+use trimtab_e2e::cluster::{apply_deployment, deployment, install_crds};
+use trimtab_e2e::operator::Operator;
+use trimtab_e2e::policy::{apply, get, replicas};
+use trimtab_e2e::{eventually, scenario};
+
+fn slow_scale_up_policy(namespace: &str) -> serde_json::Value {
+    json!({
+        "targetRef": {"kind": "Deployment", "name": "web"},
+        "minReplicas": 2, "maxReplicas": 10, "interval": "5s",
+        "objectives": [{"name": "p99-latency", "kind": "Ceiling", "query": p99_query(namespace, "web", "20s"), "target": "300m"}],
+        // At most 2 more replicas per 40 s: a restart inside the period must not add 2 more.
+        "behavior": {"scaleUp": {"policies": [{"type": "Pods", "value": 2, "periodSeconds": 40}]}}
+    })
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: run with `just e2e`"]
+async fn an_operator_killed_mid_scale_resumes_without_a_double_scale_or_a_flap() {
+    scenario("restart", |env, ns| async move {
+        install_crds(&env.client).await;
+        apply_deployment(&env.client, &deployment(&ns, "web", 2, false)).await;
+        set_model(&ns, "web", 50.0, 0.05).await;
+        set_load(&ns, "web", 400.0).await;
+        let mut operator = Operator::start(&ns, &env.prometheus_url);
+        apply(&env.client, &ns, "web", slow_scale_up_policy(&ns)).await;
+
+        let first_scale = eventually("the first scale-out", Duration::from_secs(90), || async {
+            let n = replicas(&env.client, &ns, "web").await;
+            if n == 4 { Ok(Instant::now()) } else { Err(format!("{n} replicas")) }
+        })
+        .await;
+        operator.kill();
+        let _restarted = Operator::start(&ns, &env.prometheus_url);
+
+        // Until the 40 s period has passed, the restarted operator must hold at 4.
+        while first_scale.elapsed() < Duration::from_secs(35) {
+            let n = replicas(&env.client, &ns, "web").await;
+            assert_eq!(n, 4, "scaled again {:?} after the first scale-out, inside the rate-limit period", first_scale.elapsed());
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        eventually("the next step of the scale-out after the period", Duration::from_secs(40), || async {
+            let n = replicas(&env.client, &ns, "web").await;
+            assert!(n >= 4, "flapped down to {n}");
+            if n == 6 { Ok(()) } else { Err(format!("{n} replicas")) }
+        })
+        .await;
+        let history = get(&env.client, &ns, "web").await.status.expect("status").history;
+        assert!(history.scale_events.iter().any(|e| e.change == 2), "the scale events survived the restart: {history:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: run with `just e2e`"]
+async fn with_two_replicas_the_standby_takes_over_within_the_lease_duration() {
+    scenario("leader", |env, ns| async move {
+        install_crds(&env.client).await;
+        apply_deployment(&env.client, &deployment(&ns, "web", 2, false)).await;
+        set_model(&ns, "web", 50.0, 0.05).await;
+        set_load(&ns, "web", 20.0).await;
+        let mut a = Operator::start_with(&ns, &env.prometheus_url, &["--identity", "replica-a"]);
+        let mut b = Operator::start_with(&ns, &env.prometheus_url, &["--identity", "replica-b"]);
+        apply(&env.client, &ns, "web", slow_scale_up_policy(&ns)).await;
+
+        let leases: Api<Lease> = Api::namespaced(env.client.clone(), &ns);
+        let lease = format!("trimtab-leader-{ns}");
+        let holder = || async {
+            let lease = leases.get(&lease).await.map_err(|e| e.to_string())?;
+            lease.spec.and_then(|s| s.holder_identity).filter(|h| !h.is_empty()).ok_or_else(|| "no holder".to_owned())
+        };
+        let leader = eventually("a leader", Duration::from_secs(30), holder).await;
+        let last_round =
+            |policy: trimtab::api::ScalingPolicy| policy.status.and_then(|s| s.history.recommendations.last().map(|r| r.time.0));
+        let before = eventually("the leader to reconcile", Duration::from_secs(30), || async {
+            last_round(get(&env.client, &ns, "web").await).ok_or_else(|| "no round yet".to_owned())
+        })
+        .await;
+
+        let killed = Instant::now();
+        if leader == "replica-a" {
+            a.kill()
+        } else {
+            b.kill()
+        }
+        let next = eventually("the standby to take the lease", Duration::from_secs(40), || async {
+            match holder().await {
+                Ok(h) if h != leader => Ok(h),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        let takeover = killed.elapsed();
+        eprintln!("leader {leader} killed; {next} took over after {takeover:?}");
+        assert!(takeover <= Duration::from_secs(15 + 10), "takeover took {takeover:?}, more than the 15 s lease plus a retry");
+        eventually("the new leader to reconcile", Duration::from_secs(30), || async {
+            match last_round(get(&env.client, &ns, "web").await) {
+                Some(t) if t > before => Ok(()),
+                other => Err(format!("last round {other:?}")),
+            }
+        })
+        .await;
+    })
+    .await;
+}
