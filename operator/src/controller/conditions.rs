@@ -27,6 +27,8 @@ pub struct Wanted {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flip {
     pub type_: &'static str,
+    /// The condition was not there before (a new policy), rather than changed.
+    pub appeared: bool,
     pub status: bool,
     pub reason: Reason,
     pub message: String,
@@ -49,11 +51,23 @@ pub fn apply(conditions: &mut Vec<Condition>, wanted: &[Wanted], generation: Opt
             Some(existing) if existing.status == status => *existing = next(existing.last_transition_time.clone()),
             Some(existing) => {
                 *existing = next(Time(now));
-                flips.push(Flip { type_: w.type_, status: w.status, reason: w.reason, message: w.message.clone() });
+                flips.push(Flip {
+                    type_: w.type_,
+                    appeared: false,
+                    status: w.status,
+                    reason: w.reason,
+                    message: w.message.clone(),
+                });
             }
             None => {
                 conditions.push(next(Time(now)));
-                flips.push(Flip { type_: w.type_, status: w.status, reason: w.reason, message: w.message.clone() });
+                flips.push(Flip {
+                    type_: w.type_,
+                    appeared: true,
+                    status: w.status,
+                    reason: w.reason,
+                    message: w.message.clone(),
+                });
             }
         }
     }

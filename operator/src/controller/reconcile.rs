@@ -250,7 +250,12 @@ async fn report(
         publish(ctx, policy, EventType::Normal, reason, message).await;
     }
     for flip in flips {
-        let type_ = if conditions::is_warning(&flip) { EventType::Warning } else { EventType::Normal };
+        let warning = conditions::is_warning(&flip);
+        // A new policy's conditions appearing is not news, unless they are bad news.
+        if flip.appeared && !warning {
+            continue;
+        }
+        let type_ = if warning { EventType::Warning } else { EventType::Normal };
         let state = if flip.status { "True" } else { "False" };
         publish(ctx, policy, type_, flip.reason, format!("{} is {state}: {}", flip.type_, flip.message)).await;
     }

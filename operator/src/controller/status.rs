@@ -200,3 +200,76 @@ pub fn blocked(
     let flips = conditions::apply(&mut status.conditions, &wanted, generation, now);
     (status, flips)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{History, ObjectiveKind};
+    use crate::engine::{ObjectiveOutcome, Step};
+
+    fn decision(desired: i32, reason: Reason, limited_by: Reason) -> Decision {
+        Decision {
+            desired_replicas: desired,
+            recommendation: desired,
+            placement: None,
+            cost_per_hour: None,
+            reason,
+            limited_by,
+            reasons: vec![Step { reason, message: "p99-latency 0.41 > 0.3".into() }],
+            objectives: vec![ObjectiveOutcome {
+                name: "p99-latency".into(),
+                kind: ObjectiveKind::Ceiling,
+                value: Some(0.41),
+                absent: None,
+                target: 0.3,
+                state: ObjectiveState::Breached,
+                proposal: Some(desired),
+            }],
+            data: DataCompleteness::Complete,
+        }
+    }
+
+    fn round<'a>(decision: &'a Decision, hold: &'a Hold, second: i64) -> Round<'a> {
+        Round {
+            generation: Some(1),
+            now: Timestamp::from_second(1_700_000_000 + second).expect("timestamp"),
+            current: 4,
+            decision,
+            hold,
+            spot: SpotReport { healthy: true, ..SpotReport::default() },
+            has_budget: false,
+        }
+    }
+
+    #[test]
+    fn the_same_decision_again_keeps_its_time_so_a_quiet_loop_changes_nothing_but_history() {
+        let d = decision(7, Reason::ObjectiveBreached, Reason::DesiredWithinRange);
+        let (first, flips) = decided(&ScalingPolicyStatus::default(), &round(&d, &Hold::None, 0), History::default());
+        assert!(!flips.is_empty(), "a new policy's conditions appear");
+        let (second, flips) = decided(&first, &round(&d, &Hold::None, 15), History::default());
+        assert!(flips.is_empty());
+        assert_eq!(second, first, "nothing changed, so status is not patched");
+    }
+
+    #[test]
+    fn another_autoscaler_makes_the_policy_not_ready_with_a_conflict() {
+        let d = decision(7, Reason::ObjectiveBreached, Reason::DesiredWithinRange);
+        let hold = Hold::Conflict("HorizontalPodAutoscaler shop/web also scales Deployment web".into());
+        let (status, _) = decided(&ScalingPolicyStatus::default(), &round(&d, &hold, 0), History::default());
+        let condition = |t: &str| status.conditions.iter().find(|c| c.type_ == t).map(|c| (c.status.clone(), c.reason.clone()));
+        assert_eq!(condition("Conflict"), Some(("True".into(), "ConflictingAutoscaler".into())));
+        assert_eq!(condition("Ready"), Some(("False".into(), "ConflictingAutoscaler".into())));
+        assert_eq!(condition("ScalingActive"), Some(("False".into(), "ConflictingAutoscaler".into())));
+    }
+
+    #[test]
+    fn a_limited_decision_sets_scaling_limited_with_the_stage_as_reason() {
+        let mut d = decision(6, Reason::ObjectiveBreached, Reason::ScaleUpLimit);
+        d.reasons
+            .push(Step { reason: Reason::ScaleUpLimit, message: "scale-up rate limit allows at most 6 replicas now".into() });
+        let (status, _) = decided(&ScalingPolicyStatus::default(), &round(&d, &Hold::None, 0), History::default());
+        let limited = status.conditions.iter().find(|c| c.type_ == "ScalingLimited").expect("ScalingLimited");
+        assert_eq!((limited.status.as_str(), limited.reason.as_str()), ("True", "ScaleUpLimit"));
+        assert!(limited.message.contains("at most 6"));
+    }
+}

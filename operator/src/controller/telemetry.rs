@@ -90,12 +90,6 @@ impl Telemetry {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
-
-    pub fn forget(&self, labels: &PolicyLabels) {
-        self.desired_replicas.remove(labels);
-        self.current_replicas.remove(labels);
-        self.cost_per_hour.remove(labels);
-    }
 }
 
 pub fn router(telemetry: Arc<Telemetry>) -> Router {
