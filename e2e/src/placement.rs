@@ -43,7 +43,23 @@ pub async fn delete_pools(client: &Client, namespace: &str) {
     }
 }
 
-/// A free loopback port for the operator's webhook.
+/// The address the API server reaches the operator's webhook at: loopback for the local control
+/// plane, the host's address on the cluster network for kind (E2E_WEBHOOK_HOST).
+pub fn webhook_host() -> String {
+    std::env::var("E2E_WEBHOOK_HOST").unwrap_or_else(|_| "127.0.0.1".into())
+}
+
+/// Flags that make the operator serve the webhook on `port` for `configuration`.
+pub fn webhook_flags(port: u16, configuration: &str) -> Vec<String> {
+    let host = webhook_host();
+    let listen = if host == "127.0.0.1" { format!("127.0.0.1:{port}") } else { format!("0.0.0.0:{port}") };
+    ["--webhook-addr", &listen, "--webhook-configuration-name", configuration, "--webhook-cert-san", &host]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// A free port for the operator's webhook.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
@@ -63,7 +79,7 @@ pub async fn apply_webhook_configuration(client: &Client, namespace: &str, port:
             "reinvocationPolicy": "Never",
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
             "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"], "scope": "Namespaced"}],
-            "clientConfig": {"url": format!("https://127.0.0.1:{port}/mutate-pods")}
+            "clientConfig": {"url": format!("https://{}:{port}/mutate-pods", webhook_host())}
         }]
     }))
     .expect("a valid webhook configuration");

@@ -14,6 +14,7 @@ use trimtab_e2e::cluster::{apply_deployment, deployment, install_crds};
 use trimtab_e2e::operator::Operator;
 use trimtab_e2e::placement::{
     apply_pools, apply_webhook_configuration, delete_pools, delete_webhook_configuration, free_port, ready_by_pool, split_is,
+    webhook_flags,
 };
 use trimtab_e2e::policy::{apply, wait_condition};
 use trimtab_e2e::{eventually, scenario};
@@ -66,7 +67,7 @@ async fn losing_spot_falls_back_to_on_demand_and_returns_through_evictions_that_
         let (spot, on_demand) = apply_pools(&env.client, &ns).await;
         let port = free_port();
         let configuration = apply_webhook_configuration(&env.client, &ns, port).await;
-        let flags = ["--webhook-addr".to_owned(), format!("127.0.0.1:{port}"), "--webhook-configuration-name".to_owned(), configuration.clone()];
+        let flags = webhook_flags(port, &configuration);
         let _operator = Operator::start_with(&ns, &env.prometheus_url, &flags.iter().map(String::as_str).collect::<Vec<_>>());
         // 4 replicas: on-demand 1 + ceil(3 × 0.25) = 2, spot 2.
         apply(&env.client, &ns, "web", json!({

@@ -62,6 +62,10 @@ pub struct RunArgs {
     /// The webhook Service's name: the certificate is for <name>.<namespace>.svc.
     #[arg(long, env = "TRIMTAB_WEBHOOK_SERVICE", default_value = "trimtab-webhook")]
     pub webhook_service_name: String,
+    /// Extra names (DNS or IP) for the self-managed webhook certificate, for an API server that
+    /// reaches the webhook by another address (a URL clientConfig).
+    #[arg(long = "webhook-cert-san", env = "TRIMTAB_WEBHOOK_CERT_SANS", value_delimiter = ',')]
+    pub webhook_cert_sans: Vec<String>,
     /// The MutatingWebhookConfiguration whose caBundle Trimtab keeps current.
     #[arg(long, env = "TRIMTAB_WEBHOOK_CONFIGURATION", default_value = "trimtab")]
     pub webhook_configuration_name: String,

@@ -98,7 +98,7 @@ fn usable(secret: &Secret, names: &str, now: Timestamp) -> Option<ServingCert> {
     Some(ServingCert { ca_pem: text("ca.crt")?, cert_pem: text("tls.crt")?, key_pem: text("tls.key")? })
 }
 
-/// A new CA and a serving certificate for `dns_names` (and 127.0.0.1), valid for a year.
+/// A new CA and a serving certificate for `dns_names` (DNS names or IPs, and 127.0.0.1), valid for a year.
 pub fn generate(dns_names: &[String], now: Timestamp) -> Result<(ServingCert, Timestamp), CertError> {
     let expires = now.checked_add(365.days().hours(0)).unwrap_or(now);
     let date = expires.to_zoned(jiff::tz::TimeZone::UTC).date();
@@ -112,8 +112,13 @@ pub fn generate(dns_names: &[String], now: Timestamp) -> Result<(ServingCert, Ti
     let ca_cert = ca.self_signed(&ca_key)?;
 
     let key = KeyPair::generate()?;
-    let mut serving = CertificateParams::new(dns_names.to_vec())?;
+    // Names that parse as IP addresses are IP SANs; the rest DNS names. 127.0.0.1 always.
+    let (ips, dns): (Vec<&String>, Vec<&String>) = dns_names.iter().partition(|n| n.parse::<std::net::IpAddr>().is_ok());
+    let mut serving = CertificateParams::new(dns.into_iter().cloned().collect::<Vec<_>>())?;
     serving.subject_alt_names.push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+    for ip in ips.into_iter().filter_map(|ip| ip.parse().ok()) {
+        serving.subject_alt_names.push(SanType::IpAddress(ip));
+    }
     serving.distinguished_name.push(DnType::CommonName, dns_names.first().map(String::as_str).unwrap_or("trimtab-webhook"));
     serving.not_after = not_after;
     let issuer = Issuer::new(ca, ca_key);
