@@ -72,11 +72,11 @@ pub enum CapacityType {
 pub struct Price {
     /// The price of one CPU core for one hour ("0.0105").
     #[schemars(length(min = 1, max = 64))]
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).sign() >= 0").message("cpuCoreHour must be a quantity of zero or more, such as \"0.0105\""))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && !quantity(self).isLessThan(quantity('0'))").message("cpuCoreHour must be a quantity of zero or more, such as \"0.0105\""))]
     pub cpu_core_hour: String,
     /// The price of one GiB of memory for one hour ("0.0014").
     #[schemars(length(min = 1, max = 64))]
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).sign() >= 0").message("memoryGiBHour must be a quantity of zero or more, such as \"0.0014\""))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && !quantity(self).isLessThan(quantity('0'))").message("memoryGiBHour must be a quantity of zero or more, such as \"0.0014\""))]
     pub memory_gi_b_hour: String,
 }
 

@@ -120,7 +120,7 @@ pub struct Objective {
 
     /// The target, a positive quantity ("300m", "0.01", "50").
     #[schemars(length(min = 1, max = 64))]
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).sign() == 1").message("target must be a positive quantity such as \"300m\", \"0.01\" or \"50\""))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("target must be a positive quantity such as \"300m\", \"0.01\" or \"50\""))]
     pub target: String,
 
     /// How the query's value relates to replicas.
@@ -194,7 +194,7 @@ pub struct ScalingRules {
     /// ("0.1" = 10%). Defaults to 0.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).sign() >= 0").message("tolerance must be a quantity of zero or more, such as \"0.1\""))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && !quantity(self).isLessThan(quantity('0'))").message("tolerance must be a quantity of zero or more, such as \"0.1\""))]
     pub tolerance: Option<String>,
 }
 
@@ -232,7 +232,7 @@ pub enum PolicyType {
 pub struct Budget {
     /// The most the workload may cost per hour, a positive quantity ("3.50").
     #[schemars(length(min = 1, max = 64))]
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).sign() == 1").message("maxCostPerHour must be a positive quantity such as \"3.50\""))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("maxCostPerHour must be a positive quantity such as \"3.50\""))]
     pub max_cost_per_hour: String,
 
     /// Cap (default): never scale above what the budget pays for, except to keep minReplicas.
