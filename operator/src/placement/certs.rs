@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use jiff::{SignedDuration, Timestamp, ToSpan};
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
@@ -100,7 +100,7 @@ fn usable(secret: &Secret, names: &str, now: Timestamp) -> Option<ServingCert> {
 
 /// A new CA and a serving certificate for `dns_names` (DNS names or IPs, and 127.0.0.1), valid for a year.
 pub fn generate(dns_names: &[String], now: Timestamp) -> Result<(ServingCert, Timestamp), CertError> {
-    let expires = now.checked_add(365.days().hours(0)).unwrap_or(now);
+    let expires = now + SignedDuration::from_hours(365 * 24);
     let date = expires.to_zoned(jiff::tz::TimeZone::UTC).date();
     let not_after = date_time_ymd(i32::from(date.year()), date.month() as u8, date.day() as u8);
 
@@ -124,6 +124,20 @@ pub fn generate(dns_names: &[String], now: Timestamp) -> Result<(ServingCert, Ti
     let issuer = Issuer::new(ca, ca_key);
     let cert = serving.signed_by(&key, &issuer)?;
     Ok((ServingCert { ca_pem: ca_cert.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() }, expires))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_certificate_is_valid_for_a_year() {
+        let now: Timestamp = "2026-11-24T18:00:00Z".parse().expect("timestamp");
+        let (cert, expires) = generate(&["trimtab-webhook.trimtab-system.svc".to_owned(), "10.0.0.1".to_owned()], now).expect("generated");
+        assert_eq!(expires, "2027-11-24T18:00:00Z".parse::<Timestamp>().expect("timestamp"));
+        assert!(cert.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(cert.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    }
 }
 
 /// Writes the CA into every webhook of the configuration, if it is not there already.
