@@ -84,8 +84,10 @@ async fn losing_spot_falls_back_to_on_demand_and_returns_through_evictions_that_
         }))
         .expect("a valid PDB");
         Api::<PodDisruptionBudget>::namespaced(env.client.clone(), &ns).create(&PostParams::default(), &pdb).await.expect("create the PDB");
+        // The operator is up (and its webhook's caches warm) once it has reported on the policy.
+        wait_condition(&env.client, &ns, "web", "Ready", "False", Some("TargetNotFound"), Duration::from_secs(30)).await;
         apply_deployment(&env.client, &deployment(&ns, "web", 4, false)).await;
-        eventually("4 replicas split 2 spot / 2 on-demand", Duration::from_secs(90), || split_is(&env.client, &ns, "web", 2, 2)).await;
+        eventually("4 replicas split 2 spot / 2 on-demand", Duration::from_secs(150), || split_is(&env.client, &ns, "web", 2, 2)).await;
 
         let outcome = async {
             // Every spot node goes.
@@ -94,6 +96,11 @@ async fn losing_spot_falls_back_to_on_demand_and_returns_through_evictions_that_
             for node in &saved {
                 nodes.delete(&node.name_any(), &DeleteParams::default()).await.expect("delete a spot node");
             }
+            eventually("the spot nodes to be gone", Duration::from_secs(30), || async {
+                let left = spot_nodes(&env.client).await.len();
+                if left == 0 { Ok(()) } else { Err(format!("{left} left")) }
+            })
+            .await;
             let floor = 4 - 2; // the pre-fault count minus the pods on the lost nodes
             eventually("every replica Ready on on-demand", FALLBACK_AFTER + Duration::from_secs(30), || async {
                 let ready = ready_total(&env.client, &ns).await;

@@ -20,6 +20,9 @@ enum Command {
     Crd,
     /// Explain one decision: read a situation (policy, observations, history) and print the decision as JSON.
     Decide(cli::decide::DecideArgs),
+    /// Replay a load trace through a policy against a model of the service, beside HPA and static
+    /// provisioning; write summary.json, timeline.csv and a report (SVG and PNG).
+    Simulate(Box<cli::simulate::SimulateArgs>),
 }
 
 fn main() -> ExitCode {
@@ -28,6 +31,13 @@ fn main() -> ExitCode {
         Command::Run(run) => cli::run::run(*run).map_err(Into::into),
         Command::Crd => cli::crd::run(),
         Command::Decide(decide) => cli::decide::run(&decide),
+        Command::Simulate(simulate) => {
+            if let Err(error) = cli::simulate::run(&simulate) {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

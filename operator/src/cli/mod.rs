@@ -5,5 +5,6 @@ pub mod decide;
 mod error;
 pub mod input;
 pub mod run;
+pub mod simulate;
 
 pub use error::CliError;

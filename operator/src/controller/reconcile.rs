@@ -112,14 +112,6 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         }
     }
 
-    // Rebalance: replace doomed spot pods, then move one pod per round towards the target split.
-    if hold == Hold::None
-        && let (Some(observed), Some(target)) = (&observed.placement, decision.placement)
-    {
-        let evict = rebalance::evictions(target, &observed.pods, &spot.1, decision.desired_replicas, rules.min_replicas, now);
-        evict_pods(ctx, policy, &evict).await;
-    }
-
     // Report.
     let history = engine::remember(&previous.history, &rules, now, decision.recommendation, applied_change);
     let round = Round {
@@ -146,6 +138,15 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         )
     });
     report(ctx, policy, &previous, status, flips, scaled).await?;
+    // Rebalance, after status says where new pods go (the webhook reads it): replace doomed spot
+    // pods, then move one pod per round towards the target split.
+    if hold == Hold::None
+        && let (Some(observed), Some(target)) = (&observed.placement, decision.placement)
+    {
+        let evict = rebalance::evictions(target, &observed.pods, &spot.1, decision.desired_replicas, now);
+        evict_pods(ctx, policy, &evict).await;
+    }
+
     Ok(Action::requeue(rules.interval))
 }
 

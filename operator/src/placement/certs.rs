@@ -133,7 +133,8 @@ mod tests {
     #[test]
     fn a_generated_certificate_is_valid_for_a_year() {
         let now: Timestamp = "2026-11-24T18:00:00Z".parse().expect("timestamp");
-        let (cert, expires) = generate(&["trimtab-webhook.trimtab-system.svc".to_owned(), "10.0.0.1".to_owned()], now).expect("generated");
+        let (cert, expires) =
+            generate(&["trimtab-webhook.trimtab-system.svc".to_owned(), "10.0.0.1".to_owned()], now).expect("generated");
         assert_eq!(expires, "2027-11-24T18:00:00Z".parse::<Timestamp>().expect("timestamp"));
         assert!(cert.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(cert.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));

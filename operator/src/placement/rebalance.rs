@@ -2,9 +2,9 @@
 //!
 //! Doomed spot pods (on a reclaimed node, or stuck unschedulable) go first: they are lost anyway.
 //! Otherwise, while one pool is over its target and the other under it, one pod of the pool that is
-//! over goes per round, and only while every desired replica is Ready and one fewer still keeps
-//! minReplicas, so a rebalance never costs capacity the policy needs. Evictions go through the
-//! Eviction API, so PodDisruptionBudgets have the last word.
+//! over goes per round, and only while every desired replica is Ready: a rebalance never starts on
+//! a workload that is already short. Evictions go through the Eviction API, so the workload's
+//! PodDisruptionBudget decides how far below the desired count a move may dip.
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -15,14 +15,7 @@ use crate::engine::Split;
 /// placing pods: an eviction would only be replaced by another unplaced pod, so drift waits.
 pub const WEBHOOK_SILENCE: SignedDuration = SignedDuration::from_secs(60);
 
-pub fn evictions(
-    target: Split,
-    pods: &[PodView],
-    doomed: &[String],
-    desired: i32,
-    min_replicas: i32,
-    now: Timestamp,
-) -> Vec<String> {
+pub fn evictions(target: Split, pods: &[PodView], doomed: &[String], desired: i32, now: Timestamp) -> Vec<String> {
     let live: Vec<&PodView> = pods.iter().filter(|p| !p.deleting).collect();
     let doomed: Vec<String> = live.iter().filter(|p| doomed.contains(&p.name)).map(|p| p.name.clone()).collect();
     if !doomed.is_empty() {
@@ -33,7 +26,7 @@ pub fn evictions(
         return Vec::new();
     }
     let ready = live.iter().filter(|p| p.ready).count() as i32;
-    if ready < desired || ready - 1 < min_replicas {
+    if ready < desired {
         return Vec::new();
     }
     let count = |pool| live.iter().filter(|p| p.pool == pool).count() as i32;
@@ -72,31 +65,31 @@ mod tests {
         let mut unplaced = pods(1, 5);
         unplaced[5].labelled = false;
         unplaced[5].created = Some(now() - SignedDuration::from_secs(10));
-        assert!(evictions(Split { spot: 4, on_demand: 2 }, &unplaced, &[], 6, 2, now()).is_empty());
+        assert!(evictions(Split { spot: 4, on_demand: 2 }, &unplaced, &[], 6, now()).is_empty());
         unplaced[5].created = Some(now() - SignedDuration::from_secs(120));
-        assert_eq!(evictions(Split { spot: 4, on_demand: 2 }, &unplaced, &[], 6, 2, now()).len(), 1);
+        assert_eq!(evictions(Split { spot: 4, on_demand: 2 }, &unplaced, &[], 6, now()).len(), 1);
     }
 
     #[test]
     fn drift_towards_on_demand_evicts_one_on_demand_pod_per_round() {
-        let evicted = evictions(Split { spot: 4, on_demand: 2 }, &pods(1, 5), &[], 6, 2, now());
+        let evicted = evictions(Split { spot: 4, on_demand: 2 }, &pods(1, 5), &[], 6, now());
         assert_eq!(evicted.len(), 1);
         assert!(evicted[0].starts_with("OnDemand"));
     }
 
     #[test]
     fn a_split_on_target_evicts_nothing() {
-        assert!(evictions(Split { spot: 4, on_demand: 2 }, &pods(4, 2), &[], 6, 2, now()).is_empty());
+        assert!(evictions(Split { spot: 4, on_demand: 2 }, &pods(4, 2), &[], 6, now()).is_empty());
     }
 
     #[test]
     fn nothing_is_evicted_while_replicas_are_missing() {
-        assert!(evictions(Split { spot: 4, on_demand: 2 }, &pods(1, 4), &[], 6, 2, now()).is_empty());
+        assert!(evictions(Split { spot: 4, on_demand: 2 }, &pods(1, 4), &[], 6, now()).is_empty());
     }
 
     #[test]
     fn doomed_pods_go_whatever_the_counts() {
-        let evicted = evictions(Split { spot: 4, on_demand: 2 }, &pods(4, 2), &["Spot-0".into()], 6, 2, now());
+        let evicted = evictions(Split { spot: 4, on_demand: 2 }, &pods(4, 2), &["Spot-0".into()], 6, now());
         assert_eq!(evicted, ["Spot-0"]);
     }
 }

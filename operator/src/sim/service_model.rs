@@ -93,6 +93,35 @@ impl ServiceState {
     }
 }
 
+/// The latency under which a share `q` of the requests served across several states complete: the
+/// quantile of the mixture of their distributions, each weighted by the requests it served (what
+/// `histogram_quantile` over a rate window estimates). None when nothing was served.
+pub fn mixture_quantile(parts: &[(f64, ServiceState)], q: f64) -> Option<f64> {
+    let parts: Vec<&(f64, ServiceState)> = parts.iter().filter(|(weight, _)| *weight > 0.0).collect();
+    let total: f64 = parts.iter().map(|(weight, _)| weight).sum();
+    let first = parts.first()?;
+    if parts.iter().all(|(_, state)| state == &first.1) {
+        return Some(first.1.latency_quantile(q));
+    }
+    let q = q.clamp(0.0, 1.0 - 1e-12);
+    let cdf = |x: f64| parts.iter().map(|(weight, state)| weight * state.latency_cdf(x)).sum::<f64>() / total;
+    // The mixture's quantile lies between the smallest and the largest of the parts' quantiles.
+    let quantiles = parts.iter().map(|(_, state)| state.latency_quantile(q));
+    let (mut low, mut high) = quantiles.fold((f64::INFINITY, 0.0_f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
+    for _ in 0..60 {
+        let mid = 0.5 * (low + high);
+        if cdf(mid) < q {
+            low = mid
+        } else {
+            high = mid
+        }
+        if high - low < 1e-9 {
+            break;
+        }
+    }
+    Some(high)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +148,17 @@ mod tests {
     #[test]
     fn no_ready_replica_fails_every_request() {
         assert_eq!(ServiceModel::default().evaluate(10.0, 0.0).error_rate, 1.0);
+    }
+
+    #[test]
+    fn a_mixture_quantile_lies_between_its_parts() {
+        let model = ServiceModel::default();
+        let (light, busy) = (model.evaluate(50.0, 4.0), model.evaluate(180.0, 4.0));
+        let one = mixture_quantile(&[(1.0, light)], 0.99).unwrap();
+        assert!((one - light.latency_quantile(0.99)).abs() < 1e-12);
+        let mixed = mixture_quantile(&[(50.0, light), (180.0, busy)], 0.99).unwrap();
+        assert!(light.latency_quantile(0.99) < mixed && mixed < busy.latency_quantile(0.99));
+        assert_eq!(mixture_quantile(&[(0.0, light)], 0.99), None);
     }
 
     #[test]

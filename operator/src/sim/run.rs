@@ -1,0 +1,347 @@
+//! One simulated run: a load trace offered to a Deployment whose replicas a controller (the engine
+//! with a policy, or a fixed count) sets, through the service model, minute by minute.
+//!
+//! Time advances in ticks of at most 15 s that divide both the policy's interval and the minute
+//! (15 s for a 15 s or 60 s interval, 5 s for a 10 s one). At the start of each tick, in order:
+//! 1. spot interruptions due by then take their share of the spot pods, and mark the spot pool
+//!    unavailable for the outage plus the policy's `returnAfter` (the operator sees the interruption
+//!    taint at once);
+//! 2. on a round (every `interval`, from the first interval on): the engine decides from the signals
+//!    of the trailing metrics window, exactly as the operator does, with the history chained through
+//!    `engine::remember` and consecutive failures counted; then one pod moves towards the target spot
+//!    split if every desired replica is Ready (the rebalancer's rule);
+//! 3. the ReplicaSet makes the pods match the desired count: new pods go to the pool under its target
+//!    and become Ready `startupSeconds` later; scale-in removes not-Ready pods first, then pods of
+//!    the pool over its target, newest first;
+//! 4. the tick's load is served by the Ready pods, per the service model, and every pod is paid for.
+//!
+//! The load is constant within a trace minute. Each minute's objective values are computed from that
+//! minute's traffic, what an SLO report would show; the engine only sees the lagging window.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::model::Model;
+use super::service_model::ServiceState;
+use super::signals::{Feed, Signal, Traffic};
+use crate::api::{History, ObjectiveKind};
+use crate::engine::{self, Current, DataCompleteness, Observations, Policy, Pricing, Sample, Split};
+
+/// What every run of one simulation shares.
+#[derive(Debug, Clone)]
+pub struct Scenario<'a> {
+    /// Offered load per minute, requests per second.
+    pub load_rps: &'a [f64],
+    /// The trace minute of `load_rps[0]`.
+    pub first_minute: usize,
+    pub model: &'a Model,
+    /// One replica's hourly price in each pool.
+    pub pricing: Pricing,
+    /// Seconds from the window's start at which spot capacity is interrupted, sorted.
+    pub interruptions: &'a [f64],
+}
+
+/// What sets the replica count.
+#[derive(Debug, Clone)]
+pub enum Controller {
+    /// The decision engine running `policy`, each objective fed by its signal.
+    Engine { policy: Policy, feeds: Vec<Feed> },
+    /// A fixed count; `policy` gives the placement and minReplicas the rebalancer keeps.
+    Static { replicas: i32, policy: Policy },
+}
+
+impl Controller {
+    fn policy(&self) -> &Policy {
+        match self {
+            Controller::Engine { policy, .. } | Controller::Static { policy, .. } => policy,
+        }
+    }
+}
+
+/// One minute of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinuteRecord {
+    /// The Deployment's replicas (spec) at the minute's end.
+    pub desired: i32,
+    /// Pods per pool at the minute's end, Ready or not.
+    pub spot: u32,
+    pub on_demand: u32,
+    /// Mean Ready pods over the minute.
+    pub mean_ready: f64,
+    /// The minute's value of each signal, in `Signal::ALL` order; NaN where undefined.
+    pub signals: [f64; 7],
+    /// The hourly cost of the pods at the minute's end.
+    pub cost_per_hour: f64,
+    /// Cost since the window's start, up to the minute's end.
+    pub cumulative_cost: f64,
+}
+
+impl MinuteRecord {
+    pub fn signal(&self, signal: Signal) -> f64 {
+        self.signals[signal_index(signal)]
+    }
+}
+
+fn signal_index(signal: Signal) -> usize {
+    Signal::ALL.iter().position(|s| *s == signal).unwrap_or(0)
+}
+
+/// A run's totals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Totals {
+    pub replica_hours: f64,
+    pub spot_replica_hours: f64,
+    pub cost: f64,
+    /// Minutes in which each objective (in `feeds` order) was violated.
+    pub violation_minutes: Vec<u64>,
+    /// Minutes in which any service-level objective was violated: any Ceiling objective, or any
+    /// objective when the policy has no Ceiling.
+    pub any_violation_minutes: u64,
+    /// Rounds that changed the replica count.
+    pub scale_events: u64,
+    pub max_replicas: i32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub minutes: Vec<MinuteRecord>,
+    pub totals: Totals,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pod {
+    spot: bool,
+    /// Seconds from the window's start.
+    ready_at: f64,
+}
+
+/// Whether the minute's `value` of the objective `feed` breaks it. AverageValue targets are per
+/// Ready replica.
+pub fn violates(feed: &Feed, value: f64, mean_ready: f64) -> bool {
+    if value.is_nan() {
+        return false;
+    }
+    match feed.kind {
+        ObjectiveKind::Ceiling | ObjectiveKind::Value => value > feed.target,
+        ObjectiveKind::AverageValue => value > feed.target * mean_ready,
+    }
+}
+
+/// Runs `controller` over the scenario, starting from `initial` Ready replicas, and measures it
+/// against the objectives in `slo` (the user's policy, whatever the controller). `progress` counts
+/// simulated minutes.
+pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], initial: i32, progress: Option<&AtomicUsize>) -> Run {
+    let model = scenario.model;
+    let policy = controller.policy();
+    let interval = (policy.interval.as_secs_f64().round() as u64).max(1);
+    // Ticks of at most 15 s that divide the interval and the minute.
+    let tick = match controller {
+        Controller::Engine { .. } => gcd(interval, 15),
+        Controller::Static { .. } => 15,
+    };
+    let tick_seconds = tick as f64;
+    let ticks_per_minute = 60 / tick;
+    let rounds_every = match controller {
+        Controller::Engine { .. } => interval / tick,
+        Controller::Static { .. } => 1,
+    };
+    let window_ticks = ((model.metrics_window_seconds / tick_seconds).ceil() as usize).max(1);
+    let return_after = policy.placement.as_ref().map_or(0.0, |p| p.return_after.as_secs_f64());
+    let capacity = model.service.capacity_per_replica;
+    let spot_price = scenario.pricing.spot.unwrap_or(0.0);
+    let on_demand_price = scenario.pricing.on_demand.unwrap_or(0.0);
+    let start = Timestamp::UNIX_EPOCH + SignedDuration::from_secs(scenario.first_minute as i64 * 60);
+    let ceilings = slo.iter().any(|f| f.kind == ObjectiveKind::Ceiling);
+
+    let mut desired = match controller {
+        Controller::Engine { .. } => initial,
+        Controller::Static { replicas, .. } => *replicas,
+    };
+    let mut pods: Vec<Pod> = Vec::with_capacity(desired.max(0) as usize * 2);
+    let first_split = placement(policy, true, desired);
+    for i in 0..desired.max(0) {
+        pods.push(Pod { spot: first_split.is_some_and(|s| i < s.spot), ready_at: f64::NEG_INFINITY });
+    }
+    // As if the service had run at its initial count before the window: the first rounds'
+    // stabilization sees it, instead of an empty history that lets the first round scale in at once.
+    let mut history = engine::remember(&History::default(), policy, start, desired, 0);
+    let mut failures = 0u32;
+    let mut unhealthy_until = f64::NEG_INFINITY;
+    let mut next_interruption = 0;
+    let mut window: VecDeque<(f64, f64, ServiceState)> = VecDeque::with_capacity(window_ticks + 1);
+    let mut minute_traffic = Traffic::default();
+    let mut window_traffic = Traffic::default();
+    let mut observations = Observations::new();
+
+    let mut minutes = Vec::with_capacity(scenario.load_rps.len());
+    let mut totals = Totals {
+        replica_hours: 0.0,
+        spot_replica_hours: 0.0,
+        cost: 0.0,
+        violation_minutes: vec![0; slo.len()],
+        any_violation_minutes: 0,
+        scale_events: 0,
+        max_replicas: desired,
+    };
+
+    for (minute, load) in scenario.load_rps.iter().copied().enumerate() {
+        minute_traffic.clear();
+        for sub in 0..ticks_per_minute {
+            let k = minute as u64 * ticks_per_minute + sub;
+            let t = (minute as u64 * 60 + sub * tick) as f64;
+
+            // 1. Spot interruptions.
+            while let Some(at) = scenario.interruptions.get(next_interruption).copied().filter(|at| *at <= t) {
+                next_interruption += 1;
+                if policy.placement.is_none() {
+                    continue;
+                }
+                let running = pods.iter().filter(|p| p.spot).count();
+                let mut lost = (running as f64 * model.interruptions.share).ceil() as usize;
+                pods.retain(|p| {
+                    let take = p.spot && lost > 0;
+                    lost -= usize::from(take);
+                    !take
+                });
+                unhealthy_until = unhealthy_until.max(at + model.interruptions.outage_seconds + return_after);
+            }
+            let spot_healthy = t >= unhealthy_until;
+
+            // 2. A round: decide, then rebalance.
+            if k > 0 && k % rounds_every == 0 {
+                let ready = pods.iter().filter(|p| p.ready_at <= t).count() as i32;
+                if let Controller::Engine { policy, feeds } = controller {
+                    window_traffic.clear();
+                    for (pods_ready, rps, state) in &window {
+                        window_traffic.add(tick_seconds, *rps, *pods_ready, capacity, *state);
+                    }
+                    observations.clear();
+                    for feed in feeds {
+                        let value = window_traffic.signal(feed.signal, f64::from(ready));
+                        observations.insert(feed.objective.clone(), Sample::from_value(value));
+                    }
+                    let current =
+                        Current { replicas: desired, consecutive_failures: failures, spot_healthy, pricing: scenario.pricing };
+                    let now = start + SignedDuration::from_secs(t as i64);
+                    let decision = engine::decide(policy, &observations, &current, &history, now);
+                    let change = decision.desired_replicas - desired;
+                    history = engine::remember(&history, policy, now, decision.recommendation, change);
+                    failures = if decision.data == DataCompleteness::Complete { 0 } else { failures.saturating_add(1) };
+                    if change != 0 {
+                        totals.scale_events += 1;
+                        desired = decision.desired_replicas;
+                        totals.max_replicas = totals.max_replicas.max(desired);
+                    }
+                }
+                rebalance(policy, spot_healthy, desired, ready, &mut pods, t + model.startup_seconds);
+            }
+
+            // 3. The ReplicaSet.
+            let target = placement(policy, spot_healthy, desired);
+            while (pods.len() as i32) < desired {
+                let spot = spot_healthy && target.is_some_and(|s| pods.iter().filter(|p| p.spot).count() < s.spot as usize);
+                pods.push(Pod { spot, ready_at: t + model.startup_seconds });
+            }
+            while pods.len() as i32 > desired.max(0) {
+                remove_one(&mut pods, target, t);
+            }
+
+            // 4. Serve and pay.
+            let ready = pods.iter().filter(|p| p.ready_at <= t).count() as f64;
+            let state = model.service.evaluate(load, ready);
+            if window.len() == window_ticks {
+                window.pop_front();
+            }
+            window.push_back((ready, load, state));
+            minute_traffic.add(tick_seconds, load, ready, capacity, state);
+            let spot_pods = pods.iter().filter(|p| p.spot).count() as f64;
+            let on_demand_pods = pods.len() as f64 - spot_pods;
+            let hours = tick_seconds / 3600.0;
+            totals.replica_hours += (spot_pods + on_demand_pods) * hours;
+            totals.spot_replica_hours += spot_pods * hours;
+            totals.cost += (spot_pods * spot_price + on_demand_pods * on_demand_price) * hours;
+        }
+
+        // The minute's record and its objectives.
+        let mean_ready = minute_traffic.mean_ready();
+        let signals = Signal::ALL.map(|s| minute_traffic.signal(s, mean_ready));
+        let mut any = false;
+        for (i, feed) in slo.iter().enumerate() {
+            if violates(feed, signals[signal_index(feed.signal)], mean_ready) {
+                totals.violation_minutes[i] += 1;
+                any |= !ceilings || feed.kind == ObjectiveKind::Ceiling;
+            }
+        }
+        totals.any_violation_minutes += u64::from(any);
+        let spot = pods.iter().filter(|p| p.spot).count() as u32;
+        let on_demand = pods.len() as u32 - spot;
+        minutes.push(MinuteRecord {
+            desired,
+            spot,
+            on_demand,
+            mean_ready,
+            signals,
+            cost_per_hour: f64::from(spot) * spot_price + f64::from(on_demand) * on_demand_price,
+            cumulative_cost: totals.cost,
+        });
+        if let Some(progress) = progress {
+            progress.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Run { minutes, totals }
+}
+
+fn placement(policy: &Policy, spot_healthy: bool, replicas: i32) -> Option<Split> {
+    engine::split(policy, spot_healthy, replicas)
+}
+
+/// The rebalancer: while every desired replica is Ready and one fewer still keeps minReplicas, one
+/// pod of the pool over its target is replaced by one in the pool under it.
+fn rebalance(policy: &Policy, spot_healthy: bool, desired: i32, ready: i32, pods: &mut Vec<Pod>, ready_at: f64) {
+    let Some(target) = placement(policy, spot_healthy, desired) else { return };
+    if ready < desired || ready - 1 < policy.min_replicas || pods.len() as i32 != desired {
+        return;
+    }
+    let spot = pods.iter().filter(|p| p.spot).count() as i32;
+    let on_demand = pods.len() as i32 - spot;
+    let move_to_spot = if spot > target.spot && on_demand < target.on_demand {
+        false
+    } else if on_demand > target.on_demand && spot < target.spot {
+        true
+    } else {
+        return;
+    };
+    // Evict the newest pod of the pool that is over; the ReplicaSet's replacement goes to the other.
+    if let Some(i) = pods
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.spot != move_to_spot)
+        .max_by(|a, b| a.1.ready_at.total_cmp(&b.1.ready_at))
+        .map(|(i, _)| i)
+    {
+        pods.swap_remove(i);
+        pods.push(Pod { spot: move_to_spot, ready_at });
+    }
+}
+
+/// Scale-in, as the ReplicaSet ranks pods: not-Ready first, then the pool over its target (Trimtab's
+/// pod-deletion-cost), then the newest.
+fn remove_one(pods: &mut Vec<Pod>, target: Option<Split>, now: f64) {
+    let spot = pods.iter().filter(|p| p.spot).count() as i32;
+    let over_is_spot = target.is_some_and(|s| spot > s.spot);
+    let rank = |p: &Pod| (p.ready_at <= now, p.spot != over_is_spot);
+    let victim = pods
+        .iter()
+        .enumerate()
+        .min_by(|(_, a), (_, b)| rank(a).cmp(&rank(b)).then(b.ready_at.total_cmp(&a.ready_at)))
+        .map(|(i, _)| i);
+    if let Some(i) = victim {
+        pods.remove(i);
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
