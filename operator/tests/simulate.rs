@@ -89,7 +89,9 @@ fn simulate_writes_the_summary_the_timeline_and_the_report() {
     let timeline = std::fs::read_to_string(out.join("timeline.csv")).expect("timeline.csv");
     let mut lines = timeline.lines();
     let header = lines.next().expect("a header");
-    for column in ["minute", "load_rps", "policy_spot", "policy_on_demand", "policy_p99-latency", "hpa_cost", "static_cost_per_hour"] {
+    for column in
+        ["minute", "load_rps", "policy_spot", "policy_on_demand", "policy_p99-latency", "hpa_cost", "static_cost_per_hour"]
+    {
         assert!(header.split(',').any(|c| c == column), "timeline.csv has {column}: {header}");
     }
     assert_eq!(lines.count(), 240, "one row a minute");

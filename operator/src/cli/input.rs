@@ -51,10 +51,16 @@ pub fn from_value_strict<T: DeserializeOwned>(source_name: &str, value: serde_js
     let mut remember_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
     let ignoring = serde_ignored::Deserializer::new(value, &mut remember_unknown);
     let parsed: Result<T, _> = serde_path_to_error::deserialize(ignoring);
-    let parsed = parsed.map_err(|e| InputError::Field {
-        source_name: source_name.to_owned(),
-        path: e.path().to_string(),
-        message: e.into_inner().to_string(),
+    let parsed = parsed.map_err(|e| {
+        let path = e.path().to_string();
+        let mut message = e.into_inner().to_string();
+        // A misspelled required field is both missing and unknown: name what was written.
+        let near: Vec<&String> = unknown.iter().filter(|u| u.starts_with(&path) || path == ".").collect();
+        if !near.is_empty() {
+            let near: Vec<&str> = near.iter().map(|u| u.as_str()).collect();
+            message = format!("{message} (unknown field {}: check its spelling)", near.join(", "));
+        }
+        InputError::Field { source_name: source_name.to_owned(), path, message }
     })?;
     // Resource types take apiVersion and kind from their own type and skip them; that is not a typo.
     let is_type_meta =

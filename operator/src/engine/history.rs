@@ -12,7 +12,9 @@ pub fn remember(history: &History, policy: &Policy, now: Timestamp, recommendati
     let window = policy.scale_up.stabilization_window_seconds.max(policy.scale_down.stabilization_window_seconds);
     let period = policy.scale_up.policies.iter().chain(&policy.scale_down.policies).map(|p| p.period_seconds).max().unwrap_or(0);
     let recommendations_cutoff = now - SignedDuration::from_secs(window);
-    let events_cutoff = now - SignedDuration::from_secs(period);
+    // Twice the longest period: HPA overwrites an event only once it is older than its direction's
+    // longest period, so which one it overwrites can depend on events up to one period older.
+    let events_cutoff = now - SignedDuration::from_secs(2 * period);
     let mut recommendations: Vec<Recommendation> =
         history.recommendations.iter().filter(|r| r.time.0 > recommendations_cutoff).cloned().collect();
     recommendations.push(Recommendation { time: Time(now), replicas: recommendation });
