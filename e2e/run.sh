@@ -13,12 +13,18 @@ own_cluster=""
 
 cleanup() {
   local status=$?
-  [ -n "$appsim_pid" ] && kill "$appsim_pid" 2>/dev/null && wait "$appsim_pid" 2>/dev/null
+  set +e
+  if [ -n "$appsim_pid" ]; then
+    kill "$appsim_pid" 2>/dev/null
+    wait "$appsim_pid" 2>/dev/null
+  fi
   if [ "$status" -ne 0 ]; then
     echo "e2e failed; appsim log:" >&2
-    tail -n 50 "$logs/appsim.log" >&2 2>/dev/null || true
+    tail -n 50 "$logs/appsim.log" >&2 2>/dev/null
   fi
-  [ -n "$own_cluster" ] && bash e2e/cluster/down.sh
+  if [ -n "$own_cluster" ]; then
+    bash e2e/cluster/down.sh
+  fi
   rm -rf "$logs"
   exit "$status"
 }
@@ -45,4 +51,5 @@ for _ in $(seq 1 50); do
 done
 
 # Scenarios within a file run in parallel, each in its own namespace with its own operator.
-cargo test --locked -p trimtab-e2e -- --ignored --test-threads "${E2E_THREADS:-6}"
+# --no-fail-fast: every scenario file runs and reports, even after one fails.
+cargo test --locked --no-fail-fast -p trimtab-e2e -- --ignored --test-threads "${E2E_THREADS:-6}"
