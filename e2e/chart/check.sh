@@ -16,7 +16,6 @@
 # down again if it was not running. The CRD schemas are made fresh from crds/ on every run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-ROOT=$PWD
 
 K8S_VERSION=1.36.3
 CHART=charts/trimtab
@@ -54,7 +53,7 @@ python3 -c 'import yaml' 2>/dev/null || die "python3 needs PyYAML (apt-get insta
 values_sets=(default)
 for f in "$CHART"/ci/*.yaml; do values_sets+=("$f"); done
 values_args() { [[ "$1" == default ]] && return 0; echo "-f $1"; }
-set_name() { [[ "$1" == default ]] && echo default || basename "$1" .yaml; }
+set_name() { if [[ "$1" == default ]]; then echo default; else basename "$1" .yaml; fi; }
 
 # ---------------------------------------------------------------- 1. helm lint
 for set in "${values_sets[@]}"; do
@@ -104,9 +103,9 @@ expect_failure() { # expect_failure WHAT EXPECTED-MESSAGE helm-template-args...
 }
 expect_failure "a misspelt key (operator.replica)" "additional properties 'replica' not allowed" --set operator.replica=3
 expect_failure "a misspelt top-level key (networkPolicies)" "additional properties 'networkPolicies' not allowed" --set networkPolicies.enabled=false
-expect_failure "a URL without a scheme" "prometheus.url" --set prometheus.url=prometheus:9090
-expect_failure "a bad duration" "timeout" --set prometheus.timeout=5
-expect_failure "failurePolicy typo" "failurePolicy" --set webhook.failurePolicy=ignore
+expect_failure "a URL without a scheme" "/prometheus/url" --set prometheus.url=prometheus:9090
+expect_failure "a bad duration" "/prometheus/timeout" --set prometheus.timeout=5
+expect_failure "failurePolicy typo" "/webhook/failurePolicy" --set webhook.failurePolicy=ignore
 expect_failure "credentials Secret without a key" "bearerTokenKey" --set prometheus.auth.existingSecret=creds
 expect_failure "bearer and basic auth together" "not both" --set prometheus.auth.existingSecret=creds \
   --set prometheus.auth.bearerTokenKey=t --set prometheus.auth.usernameKey=u --set prometheus.auth.passwordKey=p

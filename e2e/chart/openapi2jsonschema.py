@@ -22,65 +22,75 @@ import sys
 QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 
 
-def strict(schema):
-    """additionalProperties: false wherever properties are listed and nothing else is allowed."""
-    if isinstance(schema, list):
-        for item in schema:
-            strict(item)
-        return schema
+def rebuild(schema, node):
+    """A copy of schema with node() applied to every schema node, children first."""
     if not isinstance(schema, dict):
         return schema
+    out = dict(schema)
     for key in ("properties", "patternProperties", "definitions"):
-        for sub in (schema.get(key) or {}).values():
-            strict(sub)
+        if isinstance(out.get(key), dict):
+            out[key] = {k: rebuild(v, node) for k, v in out[key].items()}
     for key in ("items", "additionalProperties", "not"):
-        if isinstance(schema.get(key), (dict, list)):
-            strict(schema[key])
+        if isinstance(out.get(key), dict):
+            out[key] = rebuild(out[key], node)
+        elif isinstance(out.get(key), list):
+            out[key] = [rebuild(v, node) for v in out[key]]
     for key in ("allOf", "anyOf", "oneOf"):
-        for sub in schema.get(key) or []:
-            strict(sub)
-    preserves = schema.get("x-kubernetes-preserve-unknown-fields") is True
-    if "properties" in schema and "additionalProperties" not in schema and not preserves:
-        schema["additionalProperties"] = False
+        if isinstance(out.get(key), list):
+            out[key] = [rebuild(v, node) for v in out[key]]
+    return node(out)
+
+
+def strict(schema):
+    """additionalProperties: false wherever properties are listed and nothing else is allowed."""
+    if "properties" in schema and "additionalProperties" not in schema:
+        if schema.get("x-kubernetes-preserve-unknown-fields") is not True:
+            schema["additionalProperties"] = False
     return schema
 
 
 def kubernetes_types(schema):
-    """Kubernetes' own formats, in JSON Schema: int-or-string, nullable, quantities."""
-    if isinstance(schema, list):
-        return [kubernetes_types(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: kubernetes_types(v) for k, v in schema.items()}
-    if out.get("format") == "int-or-string" or out.pop("x-kubernetes-int-or-string", False):
-        out.pop("type", None)
-        out.pop("format", None)
-        out["oneOf"] = [{"type": "string"}, {"type": "integer"}]
-    if out.pop("nullable", False) and isinstance(out.get("type"), str):
-        out["type"] = [out["type"], "null"]
-    return out
+    """Kubernetes' own formats, in JSON Schema: int-or-string, nullable."""
+    if schema.get("format") == "int-or-string" or schema.pop("x-kubernetes-int-or-string", False) is True:
+        schema.pop("type", None)
+        schema.pop("format", None)
+        schema["oneOf"] = [{"type": "string"}, {"type": "integer"}]
+    if schema.pop("nullable", False) is True and isinstance(schema.get("type"), str):
+        schema["type"] = [schema["type"], "null"]
+    return schema
+
+
+def both(schema):
+    return strict(kubernetes_types(schema))
 
 
 def inline(schema, definitions, stack=()):
     """Replaces each $ref by the definition it names. A recursive reference (JSONSchemaProps
     inside JSONSchemaProps) becomes an open schema: it cannot be inlined."""
-    if isinstance(schema, list):
-        return [inline(s, definitions, stack) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    if "$ref" in schema:
+    if isinstance(schema.get("$ref"), str):
         name = schema["$ref"].rsplit("/", 1)[-1]
-        siblings = {k: v for k, v in schema.items() if k != "$ref"}
         if name in stack:
-            return siblings
+            return {k: v for k, v in schema.items() if k == "description"}
         if name == QUANTITY:
             resolved = {"oneOf": [{"type": "string"}, {"type": "number"}]}
         else:
             resolved = inline(definitions[name], definitions, stack + (name,))
-        merged = dict(resolved)
-        merged.update({k: v for k, v in siblings.items() if k == "description"})
-        return merged
-    return {k: inline(v, definitions, stack) for k, v in schema.items()}
+        if "description" in schema:
+            resolved = dict(resolved, description=schema["description"])
+        return resolved
+    out = dict(schema)
+    for key in ("properties", "patternProperties"):
+        if isinstance(out.get(key), dict):
+            out[key] = {k: inline(v, definitions, stack) for k, v in out[key].items()}
+    for key in ("items", "additionalProperties", "not"):
+        if isinstance(out.get(key), dict):
+            out[key] = inline(out[key], definitions, stack)
+    for key in ("allOf", "anyOf", "oneOf"):
+        if isinstance(out.get(key), list):
+            out[key] = [inline(v, definitions, stack) for v in out[key]]
+    return out
 
 
 def kind_suffix(group, version):
@@ -103,7 +113,7 @@ def kubernetes(openapi_path, out_dir):
         gvks = definition.get("x-kubernetes-group-version-kind") or []
         if not gvks:
             continue
-        schema = strict(kubernetes_types(inline(definition, definitions, (name,))))
+        schema = rebuild(inline(definition, definitions, (name,)), both)
         schema["$schema"] = "http://json-schema.org/draft-07/schema#"
         for gvk in gvks:
             path = os.path.join(out_dir, gvk["kind"].lower() + kind_suffix(gvk.get("group", ""), gvk["version"]) + ".json")
@@ -132,7 +142,12 @@ def crds(out_dir, paths):
                     schema = (version.get("schema") or {}).get("openAPIV3Schema")
                     if schema is None:
                         continue
-                    schema = strict(kubernetes_types(schema))
+                    # The API server accepts these on every object whether the schema lists them or not.
+                    properties = schema.setdefault("properties", {})
+                    properties.setdefault("apiVersion", {"type": "string", "enum": [f"{spec['group']}/{version['name']}"]})
+                    properties.setdefault("kind", {"type": "string", "enum": [spec["names"]["kind"]]})
+                    properties.setdefault("metadata", {"type": "object"})
+                    schema = rebuild(schema, both)
                     schema["$schema"] = "http://json-schema.org/draft-07/schema#"
                     name = f"{spec['names']['kind'].lower()}_{version['name'].lower()}.json"
                     write(os.path.join(out_dir, spec["group"], name), schema)

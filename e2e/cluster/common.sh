@@ -24,11 +24,34 @@ take_lock() {
   [[ "${TRIMTAB_CLUSTER_LOCK_HELD:-0}" == 1 ]] && return 0
   mkdir -p "$(dirname "$LOCK_FILE")"
   exec 9>"$LOCK_FILE"
-  if ! flock -n 9; then
+  if ! flock -n 9 && ! lock_held_only_by_our_daemons; then
     echo "[$(basename "$0")] waiting for another up.sh/down.sh ($LOCK_FILE)" >&2
-    flock 9
+    flock -w 300 9 || {
+      echo "[$(basename "$0")] ERROR: $LOCK_FILE still locked after 300 s; holders: $(fuser "$LOCK_FILE" 2>&1)" >&2
+      exit 1
+    }
   fi
   export TRIMTAB_CLUSTER_LOCK_HELD=1
+}
+
+# Print the pid in each existing file, one a line (kwokctl's pid files lack a final
+# newline, so a plain `cat` would glue them together).
+read_pids() {
+  local f
+  for f in "$@"; do [[ -f "$f" ]] && echo "$(<"$f")"; done
+  return 0
+}
+
+# Clusters started by an older up.sh let their daemons inherit the lock fd, so the lock
+# stays taken for the cluster's whole life. If every holder is one of this cluster's own
+# recorded daemons, no other up.sh/down.sh is running: go ahead.
+lock_held_only_by_our_daemons() {
+  local holders ours p
+  holders=$(exec 9>&-; fuser "$LOCK_FILE" 2>/dev/null | tr -s ' ' '\n' | grep -vx "$$" | grep . || true)
+  [[ -n "$holders" ]] || return 1
+  ours=$(read_pids "$KWOK_CLUSTER_DIR"/pids/*.pid "$PROM_PID_FILE")
+  for p in $holders; do grep -qx "$p" <<<"$ours" || return 1; done
+  echo "[$(basename "$0")] note: $LOCK_FILE is held only by this cluster's own daemons (started by an older up.sh); proceeding" >&2
 }
 
 # Is PID alive and does its command line mention WORD? Guards against killing a

@@ -3,6 +3,7 @@
 # cluster it does nothing. Only processes recorded in the state dir's pid files are
 # stopped (never by name), and each pid's command line is checked before the signal.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 log() { echo "[down.sh] $*" >&2; }
@@ -15,6 +16,8 @@ if [[ ! -e "$STATE" ]]; then
 fi
 
 failed=0
+# Remember every pid we are about to stop, for the zombie wait at the end.
+ALL_PIDS=$(read_pids "$PROM_PID_FILE" "$KWOK_CLUSTER_DIR"/pids/*.pid)
 
 # 1. Prometheus (ours, by pid file).
 if [[ -f "$PROM_PID_FILE" ]]; then
@@ -37,6 +40,18 @@ if [[ -d "$KWOK_CLUSTER_DIR" ]]; then
 fi
 
 [[ $failed -eq 0 ]] || { log "ERROR: some processes could not be stopped; keeping $STATE for inspection"; exit 1; }
+
+# The daemons were re-parented to pid 1 (kwokctl and up.sh exit after starting them), so
+# they stay <defunct> until init reaps them; give it a few seconds so that a `pgrep`
+# right after down.sh comes back clean. Zombies hold no ports or files: not an error.
+for _ in $(seq 50); do
+  zombies=0
+  for pid in $ALL_PIDS; do
+    [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" == Z* ]] && zombies=1
+  done
+  [[ $zombies -eq 0 ]] && break
+  sleep 0.2
+done
 
 rm -rf "$STATE"
 log "cluster stopped, $STATE removed"

@@ -2,7 +2,7 @@
 # Build (once) every binary the e2e cluster needs, from the Go module proxy, into a
 # version-keyed cache directory outside the repo; install Prometheus from Debian.
 #
-#   e2e/cluster/tools.sh               build what is missing (second run: no-op, ~1 s)
+#   e2e/cluster/tools.sh               build what is missing (when all is cached: no-op, ~10 ms)
 #   e2e/cluster/tools.sh --print-path  print the bin dir only (builds nothing)
 #
 # Env: TRIMTAB_TOOLS_CACHE (default ~/.cache/trimtab/tools), TRIMTAB_BUILD_JOBS
@@ -79,6 +79,8 @@ if [[ -z "$(missing_binaries)" ]]; then
   exit 0
 fi
 
+# Debian-style images keep Go in /usr/local/go/bin, which a non-login shell may lack.
+command -v go >/dev/null 2>&1 || [[ ! -x /usr/local/go/bin/go ]] || PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null 2>&1 || die "go not found on PATH (need Go >= 1.26)"
 mkdir -p "$BIN"
 
@@ -105,6 +107,7 @@ grep -q "go.etcd.io/etcd/server/v3 $ETCD_VERSION" "$TOOLS_SRC/etcd-bin/go.mod" |
 
 # Build into a scratch dir, then mv into place: a killed build never leaves a
 # half-written binary that the fast path would take as done.
+rm -rf "$CACHE_ROOT/$KEY"/.stage.*   # left by a build that was SIGKILLed; we hold the lock
 STAGE=$(mktemp -d "$CACHE_ROOT/$KEY/.stage.XXXXXX")
 trap 'rc=$?; rm -rf "$STAGE"; [[ $rc -eq 0 ]] || echo "[tools.sh] FAILED (exit $rc); see output above" >&2' EXIT
 
@@ -122,13 +125,16 @@ fi
 
 if need helm; then
   log "building helm $HELM_VERSION"
-  # Without these -X, helm reports "v3.21" and assumes k8s 1.20 for offline `helm template`.
+  # Without these -X (as helm's Makefile sets them), helm reports "v3.21" and assumes
+  # k8s 1.20 for offline `helm template` / `helm lint`.
   K8S_MINOR=$(cut -d. -f2 <<<"${K8S_VERSION#v}")
   timed env GOBIN="$STAGE" "${GO[@]}" install "${BUILD_FLAGS[@]}" -ldflags "-s -w \
     -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
     -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
     -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 \
-    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$K8S_MINOR" \
+    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$K8S_MINOR \
+    -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 \
+    -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$K8S_MINOR" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   install_staged helm
 fi
@@ -159,7 +165,8 @@ if need kube-apiserver kube-controller-manager kube-scheduler kubectl; then
   LDF="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     LDF+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$K8S_MINOR"
-    LDF+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+    # gitCommit: the module zip carries no commit hash; empty beats the "$Format:%H$" default.
+    LDF+=" -X $p.gitCommit= -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
   # One go build for all four so shared packages compile once.
   (cd "$TOOLS_SRC/k8s-bin" &&

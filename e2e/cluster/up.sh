@@ -12,6 +12,7 @@
 #   OPERATOR_METRICS_ADDR   scrape target of job "trimtab" (default 127.0.0.1:18081)
 #   TRIMTAB_TOOLS_CACHE     see tools.sh
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 APPSIM_ADDR=${APPSIM_ADDR:-127.0.0.1:18080}
@@ -26,6 +27,7 @@ die() { echo "[up.sh] ERROR: $*" >&2; exit 1; }
 "$CLUSTER_HERE/tools.sh"
 export PATH="$TOOLS_BIN:$PATH"   # our kubectl, before the distro's old one; kwokctl looks it up too
 kc() { kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+export KUBECACHEDIR="$STATE/kube-cache"   # kubectl's discovery cache: not in ~/.kube
 
 take_lock
 
@@ -65,6 +67,8 @@ on_exit() {
   exit "$rc"
 }
 trap on_exit EXIT
+trap 'exit 130' INT    # make Ctrl-C / kill go through on_exit with a non-zero status
+trap 'exit 143' TERM
 
 mkdir -p "$STATE" "$PROM_DIR"
 
@@ -104,7 +108,7 @@ kwokctl -c "$STATE/kwokctl.yaml" create cluster --name "$CLUSTER_NAME" \
   --kubeconfig "$KUBECONFIG_PATH" \
   --extra-args kube-apiserver=advertise-address=127.0.0.1 \
   --extra-args etcd=unsafe-no-fsync=true \
-  --wait 2m >"$STATE/kwokctl-create.log" 2>&1 ||
+  --wait 2m >"$STATE/kwokctl-create.log" 2>&1 9>&- ||
   { cat "$STATE/kwokctl-create.log" >&2; die "kwokctl create cluster failed"; }
 kc config use-context "kwok-$CLUSTER_NAME" >/dev/null
 kc get --raw /readyz >/dev/null || die "kube-apiserver not ready after kwokctl create"
@@ -160,6 +164,7 @@ scrape_configs:
 EOF
 log "starting prometheus on $PROMETHEUS_URL"
 # setsid: own session, so it outlives this script and a Ctrl-C in the calling terminal.
+# 9>&-: don't let the long-lived process inherit (and so hold) the cluster lock fd.
 setsid prometheus \
   --config.file="$PROM_DIR/prometheus.yml" \
   --storage.tsdb.path="$PROM_DIR/data" \
@@ -167,7 +172,7 @@ setsid prometheus \
   --web.listen-address="127.0.0.1:$PROM_PORT" \
   --web.enable-lifecycle \
   --web.enable-admin-api \
-  </dev/null >"$PROM_DIR/prometheus.log" 2>&1 &
+  </dev/null >"$PROM_DIR/prometheus.log" 2>&1 9>&- &
 echo $! >"$PROM_PID_FILE"
 for _ in $(seq 100); do
   curl -fsS --max-time 2 "$PROMETHEUS_URL/-/ready" >/dev/null 2>&1 && break
@@ -181,6 +186,7 @@ log "prometheus ready"
 cat >"$ENV_FILE" <<EOF
 export TRIMTAB_CLUSTER_DIR=$STATE
 export KUBECONFIG=$KUBECONFIG_PATH
+export KUBECACHEDIR=$STATE/kube-cache
 export PROMETHEUS_URL=$PROMETHEUS_URL
 export TOOLS_BIN=$TOOLS_BIN
 export PATH=$TOOLS_BIN:\$PATH
