@@ -3,7 +3,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Everything CI checks: formatting, lints, unit and component tests, then the end-to-end suite.
-test: fmt-check lint unit e2e
+test: fmt-check lint unit chart-lint e2e
 
 # Unit, property and drift tests (no cluster needed).
 unit:
@@ -24,9 +24,10 @@ crds:
     cargo run --quiet --locked -p trimtab -- crd > crds/trimtab.dev.yaml
     mkdir -p charts/trimtab/crds && cp crds/trimtab.dev.yaml charts/trimtab/crds/trimtab.dev.yaml
 
-# The simulator on a bundled trace: what Trimtab would have done on a day of NASA's web traffic.
+# The simulator on a bundled trace: what Trimtab would have done on a day of NASA's web traffic
+# (each logged request standing for 300), beside HPA and static provisioning.
 demo out="target/demo":
-    cargo run --quiet --release --locked -p trimtab -- simulate --policy examples/simulate/web-service.yaml --trace traces/nasa-1995-per-minute.csv --scale 0.5 --start 1440 --minutes 1440 --baseline hpa --baseline static --out {{out}}
+    cargo run --quiet --release --locked -p trimtab -- simulate --policy examples/simulate/web-service.yaml --trace traces/nasa-1995-per-minute.csv --scale 300 --start 1440 --minutes 1440 --baseline hpa --baseline static --out {{out}}
     @echo "report: {{out}}/report.svg  summary: {{out}}/summary.json  timeline: {{out}}/timeline.csv"
 
 # Criterion benchmark of one decision.
@@ -57,3 +58,16 @@ prometheus-url:
 # End-to-end scenarios against KUBECONFIG and PROMETHEUS_URL, or a local cluster brought up (and down) for them.
 e2e:
     bash e2e/run.sh
+
+# The Helm chart: helm lint, kubeconform on every rendering (Kubernetes 1.36 schemas, our CRDs), the RBAC and Pod Security test.
+chart-lint:
+    bash e2e/chart/check.sh
+
+# The chart installed, upgraded and uninstalled on the cluster in KUBECONFIG (or the local one).
+chart-install-check:
+    bash e2e/chart/install.sh lifecycle
+
+# The autoscaling-quality benchmark: the example policies over a busy week of WorldCup98 and NASA,
+# against HPA and static provisioning (cost and SLO-violation minutes).
+bench-quality out="target/bench-quality":
+    bash scripts/bench-quality.sh {{out}}

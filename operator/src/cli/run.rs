@@ -135,9 +135,13 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
         start_webhook(&args, &client).await?;
     }
 
+    // Ready once serving (the webhook, metrics): a standby replica is ready too, or its
+    // PodDisruptionBudget would block every drain.
+    telemetry.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+
     let identity = args.identity.clone().unwrap_or_else(|| format!("trimtab-{}", std::process::id()));
     let watched = (!args.namespace.is_empty()).then(|| args.namespace.clone());
-    let ctx = Arc::new(Context::new(client.clone(), Arc::new(metrics), telemetry, Some(identity.clone()), watched));
+    let ctx = Arc::new(Context::new(client.clone(), Arc::new(metrics), telemetry.clone(), Some(identity.clone()), watched));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;

@@ -60,7 +60,6 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
         None => Api::all(ctx.client.clone()),
     };
-    ctx.telemetry.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     Controller::new(policies, watcher::Config::default().any_semantic())
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, ctx)

@@ -59,21 +59,27 @@ pub async fn ensure(
         return Ok(cert);
     }
     let (cert, not_after) = generate(dns_names, now)?;
-    let mut secret = Secret::default();
-    secret.metadata.name = Some(secret_name.to_owned());
-    secret.metadata.annotations =
-        Some(BTreeMap::from([(NOT_AFTER.to_owned(), not_after.to_string()), (NAMES.to_owned(), names.clone())]));
-    secret.type_ = Some("kubernetes.io/tls".to_owned());
-    secret.data = Some(BTreeMap::from([
+    let annotations = [(NOT_AFTER.to_owned(), not_after.to_string()), (NAMES.to_owned(), names.clone())];
+    let data = BTreeMap::from([
         ("ca.crt".to_owned(), ByteString(cert.ca_pem.clone().into_bytes())),
         ("tls.crt".to_owned(), ByteString(cert.cert_pem.clone().into_bytes())),
         ("tls.key".to_owned(), ByteString(cert.key_pem.clone().into_bytes())),
-    ]));
+    ]);
     let written = match secrets.get_opt(secret_name).await? {
-        None => secrets.create(&PostParams::default(), &secret).await,
-        Some(current) => {
-            secret.metadata.resource_version = current.metadata.resource_version;
-            secrets.replace(secret_name, &PostParams::default(), &secret).await
+        None => {
+            let mut secret = Secret::default();
+            secret.metadata.name = Some(secret_name.to_owned());
+            secret.metadata.annotations = Some(annotations.into_iter().collect());
+            secret.type_ = Some("kubernetes.io/tls".to_owned());
+            secret.data = Some(data);
+            secrets.create(&PostParams::default(), &secret).await
+        }
+        // Keep what else the Secret carries (the chart's labels), and its resourceVersion as a
+        // precondition: if another replica renewed it meanwhile, we use theirs.
+        Some(mut current) => {
+            current.metadata.annotations.get_or_insert_with(BTreeMap::new).extend(annotations);
+            current.data = Some(data);
+            secrets.replace(secret_name, &PostParams::default(), &current).await
         }
     };
     match written {

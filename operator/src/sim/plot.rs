@@ -303,7 +303,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &PlotData, labe
             .configure_mesh()
             .label_style(axis_font.clone())
             .light_line_style(RGBColor(235, 235, 235))
-            .y_label_formatter(&|v| format!("{} s", trim(*v)))
+            .y_label_formatter(&|v| if is_round_log_label(*v) { format!("{} s", trim(*v)) } else { String::new() })
             .draw()
             .map_err(err)?;
         for line in data.lines.iter().rev() {
@@ -370,6 +370,16 @@ fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(180, 180, 180))
         .draw()
+}
+
+/// Whether a log-scale label is 1, 2 or 5 times a power of ten (the others are left blank, so the
+/// labels do not crowd each other).
+fn is_round_log_label(value: f64) -> bool {
+    if value <= 0.0 {
+        return false;
+    }
+    let mantissa = value / 10f64.powf(value.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().any(|m| (mantissa - m).abs() < 1e-6 * m)
 }
 
 fn trim(value: f64) -> String {
