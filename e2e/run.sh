@@ -10,6 +10,10 @@ export APPSIM_ADDR="${APPSIM_ADDR:-127.0.0.1:18080}"
 logs="$(mktemp -d "${TMPDIR:-/tmp}/trimtab-e2e.XXXXXX")"
 appsim_pid=""
 own_cluster=""
+chart_installed=""
+# The chart release whose ServiceAccount the scenarios' operators run as (not the release the
+# chart lifecycle test installs and removes).
+chart_env=(TRIMTAB_RELEASE=trimtab-e2e TRIMTAB_NAMESPACE=trimtab-e2e TRIMTAB_CHART_STATE="$logs/chart")
 
 cleanup() {
   local status=$?
@@ -21,6 +25,12 @@ cleanup() {
   if [ "$status" -ne 0 ]; then
     echo "e2e failed; appsim log:" >&2
     tail -n 50 "$logs/appsim.log" >&2 2>/dev/null
+  fi
+  if [ -n "$chart_installed" ]; then
+    # Uninstall checks nothing but the CRDs is left; a leftover fails the run.
+    if ! env "${chart_env[@]}" bash e2e/chart/install.sh uninstall && [ "$status" -eq 0 ]; then
+      status=1
+    fi
   fi
   if [ -n "$own_cluster" ]; then
     bash e2e/cluster/down.sh
@@ -49,6 +59,13 @@ for _ in $(seq 1 50); do
   kill -0 "$appsim_pid" 2>/dev/null || { echo "appsim exited:" >&2; cat "$logs/appsim.log" >&2; exit 1; }
   sleep 0.2
 done
+
+# The operator scenarios run with exactly the chart's RBAC: a token of its ServiceAccount.
+if [ "${E2E_CHART_IDENTITY:-1}" = 1 ]; then
+  chart_installed=1
+  OPERATOR_KUBECONFIG="$(env "${chart_env[@]}" bash e2e/chart/install.sh install)"
+  export OPERATOR_KUBECONFIG E2E_OPERATOR_NAMESPACE=trimtab-e2e
+fi
 
 # Scenarios within a file run in parallel, each in its own namespace with its own operator.
 # --no-fail-fast: every scenario file runs and reports, even after one fails.

@@ -77,6 +77,10 @@ where
         eprintln!("{}", dump(&env.client, &namespace).await);
     }
     let _ = namespaces.delete(&namespace, &DeleteParams::background()).await;
+    // A killed operator leaves its Lease behind; in the chart's namespace nobody else removes it.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(env.client.clone(), &operator::Operator::lease_namespace(&namespace));
+    let _ = leases.delete(&format!("trimtab-leader-{namespace}"), &DeleteParams::background()).await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }

@@ -1,4 +1,9 @@
 //! The operator under test, as a process beside the cluster, watching one test namespace.
+//!
+//! When `just e2e` installed the Helm chart (OPERATOR_KUBECONFIG holds a token of the chart's
+//! ServiceAccount), the operator runs with exactly the chart's RBAC and holds its Lease in the
+//! chart's namespace (E2E_OPERATOR_NAMESPACE). Placement scenarios, which bring their own webhook
+//! configuration, run it as the cluster admin.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -16,18 +21,33 @@ impl Operator {
         Self::start_with(namespace, prometheus_url, &[])
     }
 
+    /// Where the operator for `namespace` holds its Lease (`trimtab-leader-<namespace>`).
+    pub fn lease_namespace(namespace: &str) -> String {
+        match (std::env::var("OPERATOR_KUBECONFIG"), std::env::var("E2E_OPERATOR_NAMESPACE")) {
+            (Ok(_), Ok(chart_namespace)) => chart_namespace,
+            _ => namespace.to_owned(),
+        }
+    }
+
     /// Starts `trimtab run` with extra flags; the webhook is served when they give `--webhook-addr`.
     pub fn start_with(namespace: &str, prometheus_url: &str, extra: &[&str]) -> Operator {
+        let webhook = extra.contains(&"--webhook-addr");
+        let chart_identity = std::env::var("OPERATOR_KUBECONFIG").ok().filter(|_| !webhook);
+        let lease_namespace = if chart_identity.is_some() { Self::lease_namespace(namespace) } else { namespace.to_owned() };
         let binary =
             std::env::var("TRIMTAB_BIN").map(PathBuf::from).unwrap_or_else(|_| crate::repo_root().join("target/debug/trimtab"));
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = std::env::temp_dir().join(format!("trimtab-e2e-operator-{namespace}-{n}.log"));
         let log_file = std::fs::File::create(&log).expect("create the operator log");
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        if let Some(kubeconfig) = &chart_identity {
+            command.env("KUBECONFIG", kubeconfig);
+        }
+        let child = command
             .args(["run", "--namespace", namespace, "--prometheus-url", prometheus_url, "--metrics-addr", "127.0.0.1:0"])
-            .args(["--prometheus-timeout", "2s", "--leader-election-namespace", namespace])
-            .args(["--webhook", if extra.contains(&"--webhook-addr") { "true" } else { "false" }])
+            .args(["--prometheus-timeout", "2s", "--leader-election-namespace", &lease_namespace])
+            .args(["--webhook", if webhook { "true" } else { "false" }])
             .args(extra)
             .env("RUST_LOG", "info,kube=warn")
             .stdout(Stdio::from(log_file.try_clone().expect("clone the log handle")))

@@ -72,7 +72,7 @@ async fn with_two_replicas_the_standby_takes_over_within_the_lease_duration() {
         let mut b = Operator::start_with(&ns, &env.prometheus_url, &["--identity", "replica-b"]);
         apply(&env.client, &ns, "web", slow_scale_up_policy(&ns)).await;
 
-        let leases: Api<Lease> = Api::namespaced(env.client.clone(), &ns);
+        let leases: Api<Lease> = Api::namespaced(env.client.clone(), &Operator::lease_namespace(&ns));
         let lease = format!("trimtab-leader-{ns}");
         let holder = || async {
             let lease = leases.get(&lease).await.map_err(|e| e.to_string())?;
