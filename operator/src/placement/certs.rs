@@ -132,21 +132,6 @@ pub fn generate(dns_names: &[String], now: Timestamp) -> Result<(ServingCert, Ti
     Ok((ServingCert { ca_pem: ca_cert.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() }, expires))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_generated_certificate_is_valid_for_a_year() {
-        let now: Timestamp = "2026-11-24T18:00:00Z".parse().expect("timestamp");
-        let (cert, expires) =
-            generate(&["trimtab-webhook.trimtab-system.svc".to_owned(), "10.0.0.1".to_owned()], now).expect("generated");
-        assert_eq!(expires, "2027-11-24T18:00:00Z".parse::<Timestamp>().expect("timestamp"));
-        assert!(cert.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
-        assert!(cert.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
-    }
-}
-
 /// Writes the CA into every webhook of the configuration, if it is not there already.
 pub async fn publish_ca_bundle(client: &Client, configuration: &str, ca_pem: &str) -> Result<(), CertError> {
     let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
@@ -166,4 +151,19 @@ pub async fn publish_ca_bundle(client: &Client, configuration: &str, ca_pem: &st
         api.replace(configuration, &PostParams::default(), &current).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_certificate_is_valid_for_a_year() {
+        let now: Timestamp = "2026-11-24T18:00:00Z".parse().expect("timestamp");
+        let (cert, expires) =
+            generate(&["trimtab-webhook.trimtab-system.svc".to_owned(), "10.0.0.1".to_owned()], now).expect("generated");
+        assert_eq!(expires, "2027-11-24T18:00:00Z".parse::<Timestamp>().expect("timestamp"));
+        assert!(cert.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(cert.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    }
 }
