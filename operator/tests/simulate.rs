@@ -131,7 +131,7 @@ fn an_objective_with_no_signal_is_an_error_that_lists_the_signals() {
         "apiVersion: trimtab.dev/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: q}\nspec:\n  targetRef: {kind: Deployment, name: q}\n  maxReplicas: 5\n  objectives:\n    - {name: queue-depth, kind: Ceiling, query: q, target: \"5\"}\n",
     )
     .expect("policy file");
-    let error = load(&SimulateArgs { policy, ..args(&dir) }).err().expect("an error").to_string();
+    let error = load(&SimulateArgs { policy, ..args(&dir) }).expect_err("an error").to_string();
     assert!(error.contains("objective \"queue-depth\" (Ceiling) has no signal"), "{error}");
     assert!(error.contains("--signal queue-depth=SIGNAL"), "{error}");
     assert!(error.contains("rps, rpsPerReplica, latencyP50, latencyP95, latencyP99, errorRate, utilization"), "{error}");
@@ -143,10 +143,10 @@ fn a_bad_model_field_is_named_with_its_file() {
     let dir = scratch("bad-model");
     let model = dir.join("model.yaml");
     std::fs::write(&model, "capacityPerReplica: 0\n").expect("model file");
-    let error = load(&SimulateArgs { model: Some(model.clone()), ..args(&dir) }).err().expect("an error").to_string();
+    let error = load(&SimulateArgs { model: Some(model.clone()), ..args(&dir) }).expect_err("an error").to_string();
     assert_eq!(error, format!("{}: capacityPerReplica: must be a number more than zero", model.display()));
     std::fs::write(&model, "capacityPerReplca: 10\n").expect("model file");
-    let error = load(&SimulateArgs { model: Some(model), ..args(&dir) }).err().expect("an error").to_string();
+    let error = load(&SimulateArgs { model: Some(model), ..args(&dir) }).expect_err("an error").to_string();
     assert!(error.contains("unknown field capacityPerReplca"), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
 }

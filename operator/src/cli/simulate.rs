@@ -100,8 +100,7 @@ pub fn run(args: &SimulateArgs) -> Result<(), SimulateError> {
 /// Reads every input and checks it: the simulation to run, and where its load came from.
 pub fn load(args: &SimulateArgs) -> Result<(Simulation, Source), SimulateError> {
     let policy_name = args.policy.display().to_string();
-    let policy_text = read_source(&args.policy)?;
-    let resource: ScalingPolicy = parse_strict(&policy_name, &policy_text)?;
+    let resource: ScalingPolicy = only_of_kind(&policy_name, &read_source(&args.policy)?, "ScalingPolicy")?;
     let policy =
         Policy::from_spec(&resource.spec).map_err(|source| SimulateError::Policy { path: policy_name.clone(), source })?;
     let feeds = signals::feeds(&policy, &args.signals)?;
@@ -122,10 +121,7 @@ pub fn load(args: &SimulateArgs) -> Result<(Simulation, Source), SimulateError> 
         },
         Some(path) => {
             let name = path.display().to_string();
-            let pools: Vec<CapacityPool> = documents(&name, &read_source(path)?)?
-                .into_iter()
-                .map(|document| from_value_strict(&name, document))
-                .collect::<Result<_, _>>()?;
+            let pools: Vec<CapacityPool> = of_kind(&name, &read_source(path)?, "CapacityPool")?;
             pricing(&policy, &policy_name, &name, &pools, &model.requests)?
         }
     };
@@ -158,6 +154,37 @@ pub fn load(args: &SimulateArgs) -> Result<(Simulation, Source), SimulateError> 
         baselines,
     };
     Ok((simulation, Source { trace: trace_name, scale: args.scale }))
+}
+
+/// Every document of `text` (a YAML stream), each of which must be a `kind`.
+fn of_kind<T: serde::de::DeserializeOwned>(source_name: &str, text: &str, kind: &str) -> Result<Vec<T>, SimulateError> {
+    let mut found = Vec::new();
+    for (i, document) in documents(source_name, text)?.into_iter().enumerate() {
+        match document.get("kind").and_then(|k| k.as_str()) {
+            Some(other) if other != kind => {
+                return Err(SimulateError::Input(InputError::Field {
+                    source_name: source_name.to_owned(),
+                    path: format!("document {} kind", i + 1),
+                    message: format!("is {other}; this file should hold only {kind} documents"),
+                }));
+            }
+            _ => found.push(from_value_strict(source_name, document)?),
+        }
+    }
+    Ok(found)
+}
+
+/// The one `kind` document of `text`.
+fn only_of_kind<T: serde::de::DeserializeOwned>(source_name: &str, text: &str, kind: &str) -> Result<T, SimulateError> {
+    let mut all: Vec<T> = of_kind(source_name, text, kind)?;
+    if all.len() != 1 {
+        return Err(SimulateError::Input(InputError::Field {
+            source_name: source_name.to_owned(),
+            path: "(the file)".into(),
+            message: format!("holds {} {kind} documents; give exactly one", all.len()),
+        }));
+    }
+    Ok(all.remove(0))
 }
 
 /// Runs the simulation and writes its four outputs into `out`; returns the summary.

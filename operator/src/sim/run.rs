@@ -48,7 +48,7 @@ pub struct Scenario<'a> {
 pub enum Controller {
     /// The decision engine running `policy`, each objective fed by its signal.
     Engine { policy: Policy, feeds: Vec<Feed> },
-    /// A fixed count; `policy` gives the placement and minReplicas the rebalancer keeps.
+    /// A fixed count; `policy` gives the placement.
     Static { replicas: i32, policy: Policy },
 }
 
@@ -210,7 +210,7 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
             let spot_healthy = t >= unhealthy_until;
 
             // 2. A round: decide, then rebalance.
-            if k > 0 && k % rounds_every == 0 {
+            if k > 0 && k.is_multiple_of(rounds_every) {
                 let ready = pods.iter().filter(|p| p.ready_at <= t).count() as i32;
                 if let Controller::Engine { policy, feeds } = controller {
                     window_traffic.clear();
@@ -297,11 +297,11 @@ fn placement(policy: &Policy, spot_healthy: bool, replicas: i32) -> Option<Split
     engine::split(policy, spot_healthy, replicas)
 }
 
-/// The rebalancer: while every desired replica is Ready and one fewer still keeps minReplicas, one
-/// pod of the pool over its target is replaced by one in the pool under it.
+/// The rebalancer (`placement::rebalance`): while every desired replica is Ready, one pod of the pool
+/// over its target is replaced by one in the pool under it.
 fn rebalance(policy: &Policy, spot_healthy: bool, desired: i32, ready: i32, pods: &mut Vec<Pod>, ready_at: f64) {
     let Some(target) = placement(policy, spot_healthy, desired) else { return };
-    if ready < desired || ready - 1 < policy.min_replicas || pods.len() as i32 != desired {
+    if ready < desired || pods.len() as i32 != desired {
         return;
     }
     let spot = pods.iter().filter(|p| p.spot).count() as i32;
