@@ -474,7 +474,7 @@ fn observations(spec: &hpa::Spec, usages: &[i64]) -> Observations {
 }
 
 fn current(replicas: i32) -> Current {
-    Current { replicas, consecutive_failures: 0, spot_healthy: true, pricing: Pricing::default() }
+    Current { replicas, ready_replicas: None, consecutive_failures: 0, spot_healthy: true, pricing: Pricing::default() }
 }
 
 /// What a run of a timeline saw, round by round.

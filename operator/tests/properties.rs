@@ -48,6 +48,7 @@ impl Case {
 
     fn current(&self) -> Current {
         Current {
+            ready_replicas: None,
             replicas: self.current,
             consecutive_failures: self.consecutive_failures,
             spot_healthy: self.spot_healthy,
@@ -356,7 +357,7 @@ proptest! {
         let tolerance: f64 = case.tolerance.parse().unwrap();
         let mut observations = Observations::new();
         observations.insert("o".into(), Sample::Value(value));
-        let current = Current { replicas: case.current, consecutive_failures: 0, spot_healthy: true, pricing: Pricing::default() };
+        let current = Current { replicas: case.current, ready_replicas: None, consecutive_failures: 0, spot_healthy: true, pricing: Pricing::default() };
         let decision = engine::decide(&policy, &observations, &current, &History::default(), at(NOW));
         let (above, below) = match objective.kind {
             // A ceiling has no tolerance band: over target is a breach, at or under it is not.

@@ -28,6 +28,9 @@ struct Situation {
     now: Time,
     policy: ScalingPolicy,
     current_replicas: u32,
+    /// Optional: Ready replicas (default: all of currentReplicas).
+    #[serde(default)]
+    ready_replicas: Option<u32>,
     #[serde(default)]
     observations: BTreeMap<String, ObservationInput>,
     #[serde(default)]
@@ -138,8 +141,13 @@ pub fn decide_text(source_name: &str, text: &str) -> Result<Decision, CliError> 
         }
     };
     let pricing = pricing(&policy, &situation.pools, requests).map_err(|(path, message)| field_error(&path, message))?;
-    let current =
-        Current { replicas, consecutive_failures: situation.consecutive_failures, spot_healthy: situation.spot_healthy, pricing };
+    let current = Current {
+        replicas,
+        ready_replicas: situation.ready_replicas.map(|r| r.min(i32::MAX as u32) as i32),
+        consecutive_failures: situation.consecutive_failures,
+        spot_healthy: situation.spot_healthy,
+        pricing,
+    };
     Ok(engine::decide(&policy, &observations, &current, &situation.history, situation.now.0))
 }
 

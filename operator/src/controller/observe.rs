@@ -20,6 +20,8 @@ const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 /// What the cluster and Prometheus said this round.
 pub struct Observed {
     pub scale: Scale,
+    /// The target's Ready replicas.
+    pub ready_replicas: i32,
     pub pricing: Pricing,
     /// Another autoscaler on the same target, described for a message.
     pub conflict: Option<String>,
@@ -85,7 +87,8 @@ pub async fn observe(ctx: &Context, policy: &ScalingPolicy, rules: &Policy) -> R
             None => {}
         }
     }
-    Ok(Ok(Observed { scale, pricing, conflict, samples, placement }))
+    let ready_replicas = deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+    Ok(Ok(Observed { scale, ready_replicas, pricing, conflict, samples, placement }))
 }
 
 /// One replica's requests, summed over the pod template's containers.

@@ -70,6 +70,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     let spot_healthy = spot.0.healthy;
     let current = Current {
         replicas: current_replicas,
+        ready_replicas: Some(observed.ready_replicas),
         consecutive_failures: previous.consecutive_failures,
         spot_healthy,
         pricing: observed.pricing,

@@ -15,6 +15,9 @@ pub type Observations = BTreeMap<String, Sample>;
 pub struct Current {
     /// The target's spec.replicas, from its scale subresource.
     pub replicas: i32,
+    /// Replicas that are Ready; pods still starting are on their way to relieve a breach. Unknown
+    /// counts as all of them.
+    pub ready_replicas: Option<i32>,
     /// Rounds in a row, before this one, that lacked complete data.
     pub consecutive_failures: u32,
     /// False while the spot pool is unavailable for this workload.

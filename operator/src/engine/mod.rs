@@ -22,7 +22,7 @@ pub use history::remember;
 pub use observation::{Absence, Sample};
 pub use placement::split;
 pub use policy::*;
-pub use propose::CEILING_MARGIN;
+pub use propose::{CEILING_MARGIN, CEILING_MAX_STEP};
 
 use crate::api::{Enforcement, History, ObjectiveState, Reason, format_decimal};
 
@@ -33,6 +33,7 @@ pub const IDLE_STEP_DOWN: f64 = 0.1;
 
 pub fn decide(policy: &Policy, observations: &Observations, current: &Current, history: &History, now: Timestamp) -> Decision {
     let replicas = current.replicas;
+    let ready = current.ready_replicas.unwrap_or(replicas).clamp(0, replicas.max(0));
 
     // 1-2. Observe and propose per objective.
     let objectives: Vec<ObjectiveOutcome> = policy
@@ -40,7 +41,7 @@ pub fn decide(policy: &Policy, observations: &Observations, current: &Current, h
         .iter()
         .map(|rule| {
             let sample = observations.get(&rule.name).copied().unwrap_or(Sample::Absent(Absence::Empty));
-            propose::propose(policy, rule, sample, replicas)
+            propose::propose(policy, rule, sample, replicas, ready)
         })
         .collect();
     let with_data = objectives.iter().filter(|o| o.value.is_some()).count();

@@ -7,8 +7,12 @@
 //!
 //! Ceiling (latency, error rate) is Trimtab's control law for objectives that must stay at or below
 //! their target and do not say how many replicas they need:
-//! - breached (value > target): scale up in proportion to the breach, `ceil(current × value / target)`,
-//!   at least one more replica; rate limits still apply;
+//! - breached (value > target): scale up in proportion to the breach, from the Ready replicas:
+//!   `ceil(ready × min(value / target, CEILING_MAX_STEP))`, at least one more than Ready, and never
+//!   below the current count. Pods still starting are already on their way to relieve the breach,
+//!   so while they cover the step Trimtab holds; and the step is capped, because a saturated service
+//!   reads its timeout as latency (10× the target says "more", not "10× more"). Rate limits still
+//!   apply;
 //! - met with margin (value ≤ target × (1 − CEILING_MARGIN)): no objection to scaling down; the
 //!   objective proposes nothing and leaves the count to the others;
 //! - in between: hold the current count. The band between the margin and the target is the
@@ -21,8 +25,10 @@ use crate::api::{ObjectiveKind, ObjectiveState, milli_ceil_of};
 
 /// A Ceiling objective under `target × (1 − CEILING_MARGIN)` does not object to scaling down.
 pub const CEILING_MARGIN: f64 = 0.25;
+/// The largest step one breach of a Ceiling objective proposes, as a multiple of the Ready replicas.
+pub const CEILING_MAX_STEP: f64 = 1.5;
 
-pub fn propose(policy: &Policy, rule: &ObjectiveRule, sample: Sample, current: i32) -> ObjectiveOutcome {
+pub fn propose(policy: &Policy, rule: &ObjectiveRule, sample: Sample, current: i32, ready: i32) -> ObjectiveOutcome {
     let outcome = |value, absent, state, proposal| ObjectiveOutcome {
         name: rule.name.clone(),
         kind: rule.kind,
@@ -54,8 +60,9 @@ pub fn propose(policy: &Policy, rule: &ObjectiveRule, sample: Sample, current: i
         }
         ObjectiveKind::Ceiling => {
             if value > rule.target {
-                let proportional = saturating_ceil(f64::from(current) * value / rule.target);
-                (ObjectiveState::Breached, Some(proportional.max(current.saturating_add(1))))
+                let ratio = (value / rule.target).min(CEILING_MAX_STEP);
+                let step = saturating_ceil(f64::from(ready) * ratio).max(ready.saturating_add(1));
+                (ObjectiveState::Breached, Some(step.max(current)))
             } else if value <= rule.target * (1.0 - CEILING_MARGIN) {
                 (ObjectiveState::Met, None)
             } else {
@@ -68,4 +75,47 @@ pub fn propose(policy: &Policy, rule: &ObjectiveRule, sample: Sample, current: i
 
 fn saturating_ceil(x: f64) -> i32 {
     x.ceil().clamp(0.0, f64::from(i32::MAX)) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ScalingPolicySpec;
+
+    fn latency_policy() -> Policy {
+        let spec: ScalingPolicySpec = serde_json::from_value(serde_json::json!({
+            "targetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 100,
+            "objectives": [{"name": "p99", "kind": "Ceiling", "query": "q", "target": "300m"}]
+        }))
+        .expect("valid spec");
+        Policy::from_spec(&spec).expect("valid policy")
+    }
+
+    fn proposal(value: f64, current: i32, ready: i32) -> Option<i32> {
+        let policy = latency_policy();
+        propose(&policy, &policy.objectives[0], Sample::Value(value), current, ready).proposal
+    }
+
+    #[test]
+    fn a_small_breach_adds_at_least_one_replica() {
+        assert_eq!(proposal(0.31, 10, 10), Some(11));
+    }
+
+    #[test]
+    fn a_saturated_breach_is_capped_at_one_step() {
+        // 10 s of timeouts against 0.3 s says "more", not "33× more".
+        assert_eq!(proposal(10.0, 10, 10), Some(15));
+    }
+
+    #[test]
+    fn pods_still_starting_count_towards_the_breach() {
+        // 10 Ready, 14 asked for already: a breach of 1.2× needs 12, so hold at 14.
+        assert_eq!(proposal(0.36, 14, 10), Some(14));
+    }
+
+    #[test]
+    fn a_ceiling_met_with_margin_does_not_object_and_between_holds() {
+        assert_eq!(proposal(0.2, 10, 10), None);
+        assert_eq!(proposal(0.28, 10, 10), Some(10));
+    }
 }

@@ -222,8 +222,13 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
                         let value = window_traffic.signal(feed.signal, f64::from(ready));
                         observations.insert(feed.objective.clone(), Sample::from_value(value));
                     }
-                    let current =
-                        Current { replicas: desired, consecutive_failures: failures, spot_healthy, pricing: scenario.pricing };
+                    let current = Current {
+                        replicas: desired,
+                        ready_replicas: Some(ready),
+                        consecutive_failures: failures,
+                        spot_healthy,
+                        pricing: scenario.pricing,
+                    };
                     let now = start + SignedDuration::from_secs(t as i64);
                     let decision = engine::decide(policy, &observations, &current, &history, now);
                     let change = decision.desired_replicas - desired;

@@ -77,7 +77,7 @@ pub fn history(recommendations: &[(i64, i32)], events: &[(i64, i32)]) -> History
 }
 
 pub fn current(replicas: i32) -> Current {
-    Current { replicas, consecutive_failures: 0, spot_healthy: true, pricing: Pricing::default() }
+    Current { replicas, ready_replicas: None, consecutive_failures: 0, spot_healthy: true, pricing: Pricing::default() }
 }
 
 /// One observation for the objective `load`.
