@@ -42,6 +42,7 @@ fn bench_decide(c: &mut Criterion) {
     .collect();
     let current = Current {
         replicas: 9,
+        ready_replicas: Some(9),
         consecutive_failures: 0,
         spot_healthy: true,
         pricing: Pricing { on_demand: Some(0.0222), spot: Some(0.0066) },
