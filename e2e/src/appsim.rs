@@ -35,3 +35,12 @@ pub fn p99_query(namespace: &str, deployment: &str, window: &str) -> String {
         r#"histogram_quantile(0.99, sum by (le) (rate(app_request_duration_seconds_bucket{{namespace="{namespace}",deployment="{deployment}"}}[{window}])))"#
     )
 }
+
+/// The usual scenario start: the CRDs installed, a Deployment `web` of `replicas` on on-demand
+/// nodes, modelled at 50 rps per replica and 50 ms base latency, offered `rps`.
+pub async fn web_under_load(client: &kube::Client, namespace: &str, replicas: i32, rps: f64) {
+    crate::cluster::install_crds(client).await;
+    crate::cluster::apply_deployment(client, &crate::cluster::deployment(namespace, "web", replicas, false)).await;
+    set_model(namespace, "web", 50.0, 0.05).await;
+    set_load(namespace, "web", rps).await;
+}

@@ -7,7 +7,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
-use trimtab_e2e::appsim::{p99_query, set_load, set_model};
+use trimtab_e2e::appsim::{p99_query, set_load, set_model, web_under_load};
 use trimtab_e2e::cluster::{apply_deployment, deployment, install_crds};
 use trimtab_e2e::operator::Operator;
 use trimtab_e2e::policy::{apply, condition, get, replicas, wait_condition};
@@ -35,10 +35,7 @@ fn latency_policy(namespace: &str, deployment: &str, extra: serde_json::Value) -
 #[ignore = "needs a cluster: run with `just e2e`"]
 async fn a_latency_breach_scales_out_within_two_intervals_and_scales_in_only_after_the_window() {
     scenario("breach", |env, ns| async move {
-        install_crds(&env.client).await;
-        apply_deployment(&env.client, &deployment(&ns, "web", 2, false)).await;
-        set_model(&ns, "web", 50.0, 0.05).await;
-        set_load(&ns, "web", 150.0).await; // 1.5× the capacity of 2 replicas
+        web_under_load(&env.client, &ns, 2, 150.0).await; // 1.5× the capacity of 2 replicas
         let _operator = Operator::start(&ns, &env.prometheus_url);
         apply(&env.client, &ns, "web", latency_policy(&ns, "web", json!({}))).await;
 
@@ -94,10 +91,7 @@ async fn a_latency_breach_scales_out_within_two_intervals_and_scales_in_only_aft
 #[ignore = "needs a cluster: run with `just e2e`"]
 async fn losing_prometheus_holds_replicas_then_falls_back_then_recovers_within_an_interval() {
     scenario("promloss", |env, ns| async move {
-        install_crds(&env.client).await;
-        apply_deployment(&env.client, &deployment(&ns, "web", 3, false)).await;
-        set_model(&ns, "web", 50.0, 0.05).await;
-        set_load(&ns, "web", 5.0).await; // so little load that, with data, Trimtab would scale in
+        web_under_load(&env.client, &ns, 3, 5.0).await; // so little load that, with data, Trimtab would scale in
         let proxy = CuttableProxy::start(&env.prometheus_url).await;
         proxy.cut();
         let _operator = Operator::start(&ns, &proxy.url);
@@ -190,10 +184,7 @@ async fn empty_and_nan_results_are_missing_data_never_zero_and_a_bad_query_is_re
 #[ignore = "needs a cluster: run with `just e2e`"]
 async fn an_hpa_on_the_same_deployment_sets_conflict_and_trimtab_stops_writing() {
     scenario("conflict", |env, ns| async move {
-        install_crds(&env.client).await;
-        apply_deployment(&env.client, &deployment(&ns, "web", 2, false)).await;
-        set_model(&ns, "web", 50.0, 0.05).await;
-        set_load(&ns, "web", 300.0).await;
+        web_under_load(&env.client, &ns, 2, 300.0).await;
         let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
             "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 3,

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use serde_json::json;
-use trimtab_e2e::appsim::{p99_query, set_load, set_model};
-use trimtab_e2e::cluster::{apply_deployment, deployment, install_crds};
+use trimtab_e2e::appsim::{p99_query, web_under_load};
 use trimtab_e2e::operator::Operator;
 use trimtab_e2e::policy::{apply, get, replicas};
 use trimtab_e2e::{eventually, scenario};
@@ -27,10 +26,7 @@ fn slow_scale_up_policy(namespace: &str) -> serde_json::Value {
 #[ignore = "needs a cluster: run with `just e2e`"]
 async fn an_operator_killed_mid_scale_resumes_without_a_double_scale_or_a_flap() {
     scenario("restart", |env, ns| async move {
-        install_crds(&env.client).await;
-        apply_deployment(&env.client, &deployment(&ns, "web", 2, false)).await;
-        set_model(&ns, "web", 50.0, 0.05).await;
-        set_load(&ns, "web", 400.0).await;
+        web_under_load(&env.client, &ns, 2, 400.0).await;
         let mut operator = Operator::start(&ns, &env.prometheus_url);
         apply(&env.client, &ns, "web", slow_scale_up_policy(&ns)).await;
 
@@ -64,10 +60,7 @@ async fn an_operator_killed_mid_scale_resumes_without_a_double_scale_or_a_flap()
 #[ignore = "needs a cluster: run with `just e2e`"]
 async fn with_two_replicas_the_standby_takes_over_within_the_lease_duration() {
     scenario("leader", |env, ns| async move {
-        install_crds(&env.client).await;
-        apply_deployment(&env.client, &deployment(&ns, "web", 2, false)).await;
-        set_model(&ns, "web", 50.0, 0.05).await;
-        set_load(&ns, "web", 20.0).await;
+        web_under_load(&env.client, &ns, 2, 20.0).await;
         let mut a = Operator::start_with(&ns, &env.prometheus_url, &["--identity", "replica-a"]);
         let mut b = Operator::start_with(&ns, &env.prometheus_url, &["--identity", "replica-b"]);
         apply(&env.client, &ns, "web", slow_scale_up_policy(&ns)).await;
