@@ -8,6 +8,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 log() { echo "[down.sh] $*" >&2; }
 
+# Whether this down.sh took the lock itself (and so may remove the lock file at the end), or
+# runs inside an up.sh that holds it.
+own_lock=1
+[[ "${TRIMTAB_CLUSTER_LOCK_HELD:-0}" == 1 ]] && own_lock=0
 take_lock
 
 if [[ ! -e "$STATE" ]]; then
@@ -54,4 +58,6 @@ for _ in $(seq 50); do
 done
 
 rm -rf "$STATE"
+# Leave nothing behind: the lock file goes too, unless an up.sh we run inside still needs it.
+[[ $own_lock -eq 1 ]] && rm -f "$LOCK_FILE"
 log "cluster stopped, $STATE removed"

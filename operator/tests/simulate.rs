@@ -15,11 +15,26 @@ fn repo(path: &str) -> PathBuf {
 }
 
 /// A fresh directory under the system's temporary directory.
-fn scratch(name: &str) -> PathBuf {
+/// A temporary directory, removed when dropped (pass or fail).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("trimtab-simulate-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch directory");
-    dir
+    Scratch(dir)
 }
 
 fn args(out: &Path) -> SimulateArgs {
@@ -101,12 +116,12 @@ fn simulate_writes_the_summary_the_timeline_and_the_report() {
     assert!(svg.contains("<svg") && svg.contains("Offered load"), "the SVG has its panels");
     let png = std::fs::read(out.join("report.png")).expect("report.png");
     assert!(png.starts_with(b"\x89PNG"), "report.png is a PNG");
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
 fn the_summary_is_the_same_for_the_same_seed() {
-    let model = scratch("seed-model").join("model.yaml");
+    let model_dir = scratch("seed-model");
+    let model = model_dir.join("model.yaml");
     std::fs::write(&model, "spotInterruptions: {perHour: 0.5}\n").expect("model file");
     let run = |seed: u64, name: &str| {
         let out = scratch(name);
@@ -114,7 +129,6 @@ fn the_summary_is_the_same_for_the_same_seed() {
         let (simulation, source) = load(&args).expect("inputs load");
         simulate_into(&simulation, &source, &out, false).expect("simulation runs");
         let summary = std::fs::read_to_string(out.join("summary.json")).expect("summary.json");
-        let _ = std::fs::remove_dir_all(&out);
         summary
     };
     let first = run(7, "seed-a");
@@ -135,7 +149,6 @@ fn an_objective_with_no_signal_is_an_error_that_lists_the_signals() {
     assert!(error.contains("objective \"queue-depth\" (Ceiling) has no signal"), "{error}");
     assert!(error.contains("--signal queue-depth=SIGNAL"), "{error}");
     assert!(error.contains("rps, rpsPerReplica, latencyP50, latencyP95, latencyP99, errorRate, utilization"), "{error}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -148,7 +161,6 @@ fn a_bad_model_field_is_named_with_its_file() {
     std::fs::write(&model, "capacityPerReplca: 10\n").expect("model file");
     let error = load(&SimulateArgs { model: Some(model), ..args(&dir) }).expect_err("an error").to_string();
     assert!(error.contains("unknown field capacityPerReplca"), "{error}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
