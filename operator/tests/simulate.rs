@@ -128,8 +128,7 @@ fn the_summary_is_the_same_for_the_same_seed() {
         let args = SimulateArgs { model: Some(model.clone()), seed, ..args(&out) };
         let (simulation, source) = load(&args).expect("inputs load");
         simulate_into(&simulation, &source, &out, false).expect("simulation runs");
-        let summary = std::fs::read_to_string(out.join("summary.json")).expect("summary.json");
-        summary
+        std::fs::read_to_string(out.join("summary.json")).expect("summary.json")
     };
     let first = run(7, "seed-a");
     assert_eq!(first, run(7, "seed-b"), "same seed, same summary");
