@@ -31,13 +31,7 @@ fn main() -> ExitCode {
         Command::Run(run) => cli::run::run(*run).map_err(Into::into),
         Command::Crd => cli::crd::run(),
         Command::Decide(decide) => cli::decide::run(&decide),
-        Command::Simulate(simulate) => {
-            if let Err(error) = cli::simulate::run(&simulate) {
-                eprintln!("error: {error}");
-                return ExitCode::FAILURE;
-            }
-            Ok(())
-        }
+        Command::Simulate(simulate) => cli::simulate::run(&simulate).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

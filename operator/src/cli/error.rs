@@ -1,10 +1,6 @@
-use std::path::PathBuf;
-
 /// Why a command failed; printed on stderr with a non-zero exit.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Input(#[from] super::input::InputError),
     #[error("{0}")]
@@ -13,6 +9,8 @@ pub enum CliError {
     Yaml(#[from] serde_saphyr::ser::Error),
     #[error("{0}")]
     Run(#[from] super::run::RunError),
+    #[error("{0}")]
+    Simulate(#[from] super::simulate::SimulateError),
     #[error("cannot render JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
