@@ -31,6 +31,7 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde::Deserialize;
 use trimtab::sim::service_model::ServiceModel;
+use trimtab::sim::trace::{self, Trace};
 
 /// Histogram bucket bounds (seconds): fine around typical latency objectives.
 const BUCKETS: [f64; 18] = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0];
@@ -54,16 +55,17 @@ type Key = (String, String);
 
 enum Load {
     Fixed(f64),
-    Trace { requests_per_minute: Vec<f64>, scale: f64, minutes_per_second: f64, started: Instant },
+    Replay { trace: Trace, scale: f64, minutes_per_second: f64, started: Instant },
 }
 
 impl Load {
     fn rps(&self) -> f64 {
         match self {
             Load::Fixed(rps) => *rps,
-            Load::Trace { requests_per_minute, scale, minutes_per_second, started } => {
-                let minute = (started.elapsed().as_secs_f64() * minutes_per_second) as usize;
-                requests_per_minute.get(minute % requests_per_minute.len().max(1)).copied().unwrap_or(0.0) * scale / 60.0
+            Load::Replay { trace, scale, minutes_per_second, started } => {
+                // Past the end, the trace starts over.
+                let minute = (started.elapsed().as_secs_f64() * minutes_per_second) as usize % trace.len().max(1);
+                trace::rps(trace.requests_per_minute.get(minute).copied().unwrap_or(0.0), *scale)
             }
         }
     }
@@ -191,17 +193,11 @@ async fn put_trace(
     let Some(text) = candidates.iter().find_map(|p| std::fs::read_to_string(p).ok()) else {
         return (StatusCode::NOT_FOUND, format!("no trace {:?} in {}", body.file, app.traces_dir.display()));
     };
-    let requests_per_minute: Vec<f64> =
-        text.lines().skip(1).filter_map(|line| line.rsplit(',').next()?.trim().parse().ok()).collect();
-    if requests_per_minute.is_empty() {
-        return (StatusCode::UNPROCESSABLE_ENTITY, "the trace has no rows".into());
-    }
-    let load = Load::Trace {
-        requests_per_minute,
-        scale: body.scale,
-        minutes_per_second: body.minutes_per_second,
-        started: Instant::now(),
+    let trace = match Trace::parse(&body.file, &text) {
+        Ok(trace) => trace,
+        Err(error) => return (StatusCode::UNPROCESSABLE_ENTITY, error.to_string()),
     };
+    let load = Load::Replay { trace, scale: body.scale, minutes_per_second: body.minutes_per_second, started: Instant::now() };
     app.with_workload(namespace, deployment, |w| w.load = load);
     (StatusCode::NO_CONTENT, String::new())
 }
