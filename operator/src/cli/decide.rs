@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::CliError;
 use super::input::{InputError, parse_strict, read_source};
-use crate::api::{CapacityPool, CapacityType, History, Quantity, Reason, ScalingPolicy, format_decimal};
+use crate::api::{CapacityPool, History, Quantity, Reason, ScalingPolicy, format_decimal};
 use crate::engine::{
-    self, Absence, Current, Decision, ObjectiveOutcome, Observations, Policy, Pricing, Requests, Sample, Split, Step, UnitPrice,
+    self, Absence, Current, Decision, ObjectiveOutcome, Observations, Policy, PolicyPools, Pricing, Requests, Sample, Split,
+    Step, UnitPrice, UnknownPool, policy_pools,
 };
 
 #[derive(clap::Args)]
@@ -134,10 +135,7 @@ pub fn decide_text(source_name: &str, text: &str) -> Result<Decision, CliError> 
                 text.as_deref()
                     .map_or(Ok(0.0), |t| Quantity::parse(t).map(|q| q.as_f64()).map_err(|e| field_error(field, e.to_string())))
             };
-            Some(Requests {
-                cpu_cores: amount("podRequests.cpu", &r.cpu)?,
-                memory_gib: amount("podRequests.memory", &r.memory)? / GIB,
-            })
+            Some(Requests::from_cores_and_bytes(amount("podRequests.cpu", &r.cpu)?, amount("podRequests.memory", &r.memory)?))
         }
     };
     let pricing = pricing(&policy, &situation.pools, requests).map_err(|(path, message)| field_error(&path, message))?;
@@ -151,41 +149,21 @@ pub fn decide_text(source_name: &str, text: &str) -> Result<Decision, CliError> 
     Ok(engine::decide(&policy, &observations, &current, &situation.history, situation.now.0))
 }
 
-const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-
-/// A replica's hourly cost in each of the policy's pools. Without placement, replicas run on the
-/// only OnDemand pool, if there is exactly one.
+/// A replica's hourly cost in each of the policy's pools, where the situation's pools give fixed
+/// prices; a pool it does not list is unpriced.
 fn pricing(policy: &Policy, pools: &[CapacityPool], requests: Option<Requests>) -> Result<Pricing, (String, String)> {
     let Some(requests) = requests else { return Ok(Pricing::default()) };
-    let price_of = |wanted: &dyn Fn(&CapacityPool) -> bool| -> Result<Option<f64>, (String, String)> {
-        let Some((i, pool)) = pools.iter().enumerate().find(|(_, p)| wanted(p)) else { return Ok(None) };
-        let Some(price) = &pool.spec.price else { return Ok(None) };
-        let parse = |field: &str, text: &str| {
-            Quantity::parse(text).map(|q| q.as_f64()).map_err(|e| (format!("pools[{i}].spec.price.{field}"), e.to_string()))
-        };
-        let unit = UnitPrice {
-            cpu_core_hour: parse("cpuCoreHour", &price.cpu_core_hour)?,
-            memory_gib_hour: parse("memoryGiBHour", &price.memory_gi_b_hour)?,
-        };
+    let cost = |pool: Option<&CapacityPool>| -> Result<Option<f64>, (String, String)> {
+        let Some((pool, price)) = pool.and_then(|p| Some((p, p.spec.price.as_ref()?))) else { return Ok(None) };
+        let index = pools.iter().position(|p| std::ptr::eq(p, pool)).unwrap_or_default();
+        let unit =
+            UnitPrice::from_price(price).map_err(|(field, e)| (format!("pools[{index}].spec.price.{field}"), e.to_string()))?;
         Ok(Some(unit.replica_cost(&requests)))
     };
-    let named = |name: &str| {
-        let name = name.to_owned();
-        move |p: &CapacityPool| p.metadata.name.as_deref() == Some(name.as_str())
-    };
-    match &policy.placement {
-        Some(placement) => {
-            Ok(Pricing { spot: price_of(&named(&placement.spot_pool))?, on_demand: price_of(&named(&placement.on_demand_pool))? })
-        }
-        None => {
-            let on_demand_pools = pools.iter().filter(|p| p.spec.capacity_type == CapacityType::OnDemand).count();
-            let on_demand = if on_demand_pools == 1 {
-                price_of(&|p: &CapacityPool| p.spec.capacity_type == CapacityType::OnDemand)?
-            } else {
-                None
-            };
-            Ok(Pricing { spot: None, on_demand })
-        }
+    match policy_pools(policy, pools) {
+        Ok(PolicyPools::Placed { spot, on_demand }) => Ok(Pricing { spot: cost(Some(spot))?, on_demand: cost(Some(on_demand))? }),
+        Ok(PolicyPools::Unplaced { on_demand }) => Ok(Pricing { spot: None, on_demand: cost(on_demand)? }),
+        Err(UnknownPool { .. }) => Ok(Pricing::default()),
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::input::{InputError, documents, from_value_strict, parse_strict, read_source};
-use crate::api::{CapacityPool, CapacityType, Quantity, ScalingPolicy};
-use crate::engine::{Policy, PolicyError, Pricing, Requests, UnitPrice};
+use crate::api::{CapacityPool, ScalingPolicy};
+use crate::engine::{Policy, PolicyError, PolicyPools, Pricing, Requests, UnitPrice, policy_pools};
 use crate::sim::model::{ModelError, ModelSpec};
 use crate::sim::plot::{self, Labels, PlotError};
 use crate::sim::report::{self, Source, Summary};
@@ -227,7 +227,8 @@ pub fn simulate_into(
     Ok(summary)
 }
 
-/// A replica's hourly price in the policy's pools (or the only OnDemand pool, without placement).
+/// A replica's hourly price in the policy's pools (or the only OnDemand pool, without placement):
+/// the operator's choice of pools, with fixed prices, since the simulator cannot run a priceQuery.
 fn pricing(
     policy: &Policy,
     policy_name: &str,
@@ -235,7 +236,6 @@ fn pricing(
     pools: &[CapacityPool],
     requests: &Requests,
 ) -> Result<Pricing, SimulateError> {
-    let names = || pools.iter().filter_map(|p| p.metadata.name.clone()).collect::<Vec<_>>().join(", ");
     let price = |pool: &CapacityPool| -> Result<f64, SimulateError> {
         let name = pool.metadata.name.clone().unwrap_or_default();
         let Some(price) = &pool.spec.price else {
@@ -243,47 +243,22 @@ fn pricing(
                 "{pools_name}: CapacityPool {name:?} has no spec.price; the simulator cannot run a priceQuery, give fixed unit prices"
             )));
         };
-        let parse = |field: &str, text: &str| {
-            Quantity::parse(text)
-                .map(|q| q.as_f64())
-                .map_err(|e| SimulateError::Pools(format!("{pools_name}: CapacityPool {name:?}: spec.price.{field}: {e}")))
-        };
-        let unit = UnitPrice {
-            cpu_core_hour: parse("cpuCoreHour", &price.cpu_core_hour)?,
-            memory_gib_hour: parse("memoryGiBHour", &price.memory_gi_b_hour)?,
-        };
+        let unit = UnitPrice::from_price(price).map_err(|(field, e)| {
+            SimulateError::Pools(format!("{pools_name}: CapacityPool {name:?}: spec.price.{field}: {e}"))
+        })?;
         Ok(unit.replica_cost(requests))
     };
-    let named = |wanted: &str, field: &str| -> Result<f64, SimulateError> {
-        let pool = pools.iter().find(|p| p.metadata.name.as_deref() == Some(wanted)).ok_or_else(|| {
-            SimulateError::Pools(format!(
-                "{policy_name}: {field} names the CapacityPool {wanted:?}, which {pools_name} does not define (it defines: {})",
-                names()
-            ))
-        })?;
-        price(pool)
-    };
-    match &policy.placement {
-        Some(placement) => Ok(Pricing {
-            spot: Some(named(&placement.spot_pool, "spec.placement.spotPool")?),
-            on_demand: Some(named(&placement.on_demand_pool, "spec.placement.onDemandPool")?),
-        }),
-        None => {
-            let on_demand: Vec<&CapacityPool> = pools.iter().filter(|p| p.spec.capacity_type == CapacityType::OnDemand).collect();
-            let pool = match on_demand.as_slice() {
-                [only] => *only,
-                [] => {
-                    return Err(SimulateError::Pools(format!(
-                        "{pools_name}: no OnDemand CapacityPool to price the replicas of a policy without placement"
-                    )));
-                }
-                several => several.iter().find(|p| p.metadata.name.as_deref() == Some("on-demand")).copied().ok_or_else(|| {
-                    SimulateError::Pools(format!(
-                        "{pools_name}: several OnDemand CapacityPools and the policy has no placement; name one \"on-demand\" or add spec.placement"
-                    ))
-                })?,
-            };
-            Ok(Pricing { spot: None, on_demand: Some(price(pool)?) })
+    match policy_pools(policy, pools) {
+        Ok(PolicyPools::Placed { spot, on_demand }) => {
+            Ok(Pricing { spot: Some(price(spot)?), on_demand: Some(price(on_demand)?) })
+        }
+        Ok(PolicyPools::Unplaced { on_demand: Some(pool) }) => Ok(Pricing { spot: None, on_demand: Some(price(pool)?) }),
+        Ok(PolicyPools::Unplaced { on_demand: None }) => Err(SimulateError::Pools(format!(
+            "{pools_name}: a policy without placement runs on the only OnDemand CapacityPool, and there is not exactly one"
+        ))),
+        Err(unknown) => {
+            let names: Vec<String> = pools.iter().filter_map(|p| p.metadata.name.clone()).collect();
+            Err(SimulateError::Pools(format!("{policy_name}: {unknown} in {pools_name} (it defines: {})", names.join(", "))))
         }
     }
 }

@@ -8,14 +8,12 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Api, ResourceExt};
 
 use super::{Context, Error};
-use crate::api::{CapacityPool, CapacityType, Quantity, ScalingPolicy};
-use crate::engine::{Observations, Policy, Pricing, Requests, Sample, UnitPrice};
+use crate::api::{CapacityPool, Quantity, ScalingPolicy};
+use crate::engine::{Observations, Policy, PolicyPools, Pricing, Requests, Sample, UnitPrice, policy_pools};
 use crate::metrics::{QueryOutcome, query_all};
 use crate::placement::mutate::{DELETION_COST_ANNOTATION, POOL_LABEL};
 use crate::placement::spot_health::SpotNode;
 use crate::placement::{PodView, PoolOf};
-
-const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// What the cluster and Prometheus said this round.
 pub struct Observed {
@@ -51,14 +49,16 @@ pub async fn observe(ctx: &Context, policy: &ScalingPolicy, rules: &Policy) -> R
     };
     let scale = deployments.get_scale(target).await?;
 
-    let pools = match pools(ctx, rules).await? {
+    // Pools are few and cluster-scoped: one list serves the policy's placement and the default.
+    let all_pools = Api::<CapacityPool>::all(ctx.client.clone()).list(&ListParams::default()).await?.items;
+    let pools = match policy_pools(rules, &all_pools) {
         Ok(pools) => pools,
-        Err(problem) => return Ok(Err(Blocked::PolicyInvalid(problem))),
+        Err(unknown) => return Ok(Err(Blocked::PolicyInvalid(format!("{unknown} (kubectl get capacitypools)")))),
     };
-    let pricing = pricing(ctx, &pools, requests(&deployment)).await;
-    let placement = match &pools {
-        Pools::Placed { spot, on_demand } => Some(placement(ctx, &namespace, &scale, spot, on_demand).await?),
-        Pools::Unplaced { .. } => None,
+    let pricing = pricing(ctx, pools, requests(&deployment)).await;
+    let placement = match pools {
+        PolicyPools::Placed { spot, on_demand } => Some(placement(ctx, &namespace, &scale, spot, on_demand).await?),
+        PolicyPools::Unplaced { .. } => None,
     };
 
     let conflict = conflict(ctx, policy).await?;
@@ -101,60 +101,21 @@ fn requests(deployment: &Deployment) -> Option<Requests> {
         cpu += amount("cpu");
         memory += amount("memory");
     }
-    (cpu > 0.0 || memory > 0.0).then_some(Requests { cpu_cores: cpu, memory_gib: memory / GIB })
-}
-
-/// The pools a policy's replicas run on.
-enum Pools {
-    Placed {
-        spot: Box<CapacityPool>,
-        on_demand: Box<CapacityPool>,
-    },
-    /// Without placement, replicas run on the only OnDemand pool, if there is exactly one.
-    Unplaced {
-        on_demand: Option<Box<CapacityPool>>,
-    },
-}
-
-/// The policy's pools. An unknown pool makes the policy invalid.
-async fn pools(ctx: &Context, rules: &Policy) -> Result<Result<Pools, String>, Error> {
-    let api: Api<CapacityPool> = Api::all(ctx.client.clone());
-    let Some(placement) = &rules.placement else {
-        let all = api.list(&ListParams::default()).await?.items;
-        let mut on_demand = all.into_iter().filter(|p| p.spec.capacity_type == CapacityType::OnDemand);
-        let only = match (on_demand.next(), on_demand.next()) {
-            (Some(pool), None) => Some(Box::new(pool)),
-            _ => None,
-        };
-        return Ok(Ok(Pools::Unplaced { on_demand: only }));
-    };
-    let mut found = Vec::new();
-    for (field, name) in [("spotPool", &placement.spot_pool), ("onDemandPool", &placement.on_demand_pool)] {
-        match api.get_opt(name).await? {
-            Some(pool) => found.push(pool),
-            None => {
-                return Ok(Err(format!(
-                    "spec.placement.{field}: CapacityPool {name:?} does not exist (kubectl get capacitypools)"
-                )));
-            }
-        }
-    }
-    match (found.pop(), found.pop()) {
-        (Some(on_demand), Some(spot)) => Ok(Ok(Pools::Placed { spot: Box::new(spot), on_demand: Box::new(on_demand) })),
-        _ => Ok(Err("spec.placement: both pools must exist".into())),
-    }
+    (cpu > 0.0 || memory > 0.0).then(|| Requests::from_cores_and_bytes(cpu, memory))
 }
 
 /// A replica's hourly cost in each pool, where prices and requests are known.
-async fn pricing(ctx: &Context, pools: &Pools, requests: Option<Requests>) -> Pricing {
+async fn pricing(ctx: &Context, pools: PolicyPools<'_>, requests: Option<Requests>) -> Pricing {
     let Some(requests) = requests else { return Pricing::default() };
     let cost = async |pool: Option<&CapacityPool>| match pool {
         Some(pool) => unit_price(ctx, pool).await.map(|p| p.replica_cost(&requests)),
         None => None,
     };
     match pools {
-        Pools::Placed { spot, on_demand } => Pricing { spot: cost(Some(spot)).await, on_demand: cost(Some(on_demand)).await },
-        Pools::Unplaced { on_demand } => Pricing { spot: None, on_demand: cost(on_demand.as_deref()).await },
+        PolicyPools::Placed { spot, on_demand } => {
+            Pricing { spot: cost(Some(spot)).await, on_demand: cost(Some(on_demand)).await }
+        }
+        PolicyPools::Unplaced { on_demand } => Pricing { spot: None, on_demand: cost(on_demand).await },
     }
 }
 
@@ -228,9 +189,7 @@ async fn placement(
 /// A pool's fixed prices, or its price queries' answers; none when either is unknown.
 async fn unit_price(ctx: &Context, pool: &CapacityPool) -> Option<UnitPrice> {
     if let Some(price) = &pool.spec.price {
-        let cpu = Quantity::parse(&price.cpu_core_hour).ok()?.as_f64();
-        let memory = Quantity::parse(&price.memory_gi_b_hour).ok()?.as_f64();
-        return Some(UnitPrice { cpu_core_hour: cpu, memory_gib_hour: memory });
+        return UnitPrice::from_price(price).ok();
     }
     let query = pool.spec.price_query.as_ref()?;
     let outcomes = query_all(ctx.metrics.as_ref(), [query.cpu_core_hour.as_str(), query.memory_gi_b_hour.as_str()]).await;

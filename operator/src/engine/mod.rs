@@ -12,6 +12,7 @@ mod history;
 mod observation;
 mod placement;
 mod policy;
+mod pools;
 mod propose;
 
 use jiff::Timestamp;
@@ -22,6 +23,7 @@ pub use history::remember;
 pub use observation::{Absence, Sample};
 pub use placement::split;
 pub use policy::*;
+pub use pools::{GIB, PolicyPools, UnknownPool, policy_pools};
 pub use propose::{CEILING_MARGIN, CEILING_MAX_STEP};
 
 use crate::api::{Enforcement, History, ObjectiveState, Reason, format_decimal};

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::service_model::ServiceModel;
 use crate::api::Quantity;
-use crate::engine::Requests;
+use crate::engine::{GIB, Requests};
 
 /// MODEL.yaml.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -123,8 +123,6 @@ pub struct ModelError {
     pub field: String,
     pub message: String,
 }
-
-const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 impl ModelSpec {
     pub fn check(&self) -> Result<Model, ModelError> {
