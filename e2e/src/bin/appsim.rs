@@ -30,6 +30,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde::Deserialize;
+use trimtab::placement::webhook::deployment_of;
 use trimtab::sim::service_model::ServiceModel;
 use trimtab::sim::trace::{self, Trace};
 
@@ -237,13 +238,6 @@ async fn metrics(State(app): State<App>) -> String {
         out += &format!("app_offered_load{{namespace=\"{ns}\",deployment=\"{dep}\"}} {}\n", w.load.rps());
     }
     out
-}
-
-/// The Deployment a pod belongs to: its ReplicaSet owner, minus the pod-template-hash suffix.
-fn deployment_of(pod: &Pod) -> Option<String> {
-    let hash = pod.labels().get("pod-template-hash")?;
-    let owner = pod.owner_references().iter().find(|o| o.kind == "ReplicaSet")?;
-    owner.name.strip_suffix(&format!("-{hash}")).map(str::to_owned)
 }
 
 fn is_ready(pod: &Pod) -> bool {

@@ -66,8 +66,8 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         }
     };
     let current_replicas = observed.scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-    let spot = spot_report(&rules, &previous, observed.placement.as_ref(), now);
-    let spot_healthy = spot.0.healthy;
+    let (spot, doomed) = spot_report(&rules, &previous, observed.placement.as_ref(), now);
+    let spot_healthy = spot.healthy;
     let current = Current {
         replicas: current_replicas,
         ready_replicas: Some(observed.ready_replicas),
@@ -121,7 +121,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         current: current_replicas,
         decision: &decision,
         hold: &hold,
-        spot: spot.0,
+        spot,
         has_budget: rules.budget.is_some(),
     };
     let (status, flips) = status::decided(&previous, &round, history);
@@ -144,7 +144,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     if hold == Hold::None
         && let (Some(observed), Some(target)) = (&observed.placement, decision.placement)
     {
-        let evict = rebalance::evictions(target, &observed.pods, &spot.1, decision.desired_replicas, now);
+        let evict = rebalance::evictions(target, &observed.pods, &doomed, decision.desired_replicas, now);
         evict_pods(ctx, policy, &evict).await;
     }
 

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
@@ -67,7 +67,8 @@ impl WebhookState {
             return by_name(name);
         }
         let node_name = pod.spec.as_ref()?.node_name.as_deref()?;
-        let node = self.nodes.state().into_iter().find(|n| n.name_any() == node_name)?;
+        // Keyed lookups: this runs for every pod of the workload on every admission.
+        let node = self.nodes.get(&ObjectRef::new(node_name))?;
         let on = |pool: &CapacityPool| pool.spec.node_selector.iter().all(|(k, v)| node.labels().get(k) == Some(v));
         if on(spot) {
             Some(Pool::Spot)
@@ -87,7 +88,7 @@ impl WebhookState {
         })?;
         let rules = Policy::from_spec(&policy.spec).ok()?;
         let placement = rules.placement.as_ref()?;
-        let pool_named = |name: &str| self.pools.state().into_iter().find(|p| p.name_any() == name);
+        let pool_named = |name: &str| self.pools.get(&ObjectRef::new(name));
         let (spot_pool, on_demand_pool) = (pool_named(&placement.spot_pool)?, pool_named(&placement.on_demand_pool)?);
         let status = policy.status.clone().unwrap_or_default();
         let spot_healthy = status.placement.as_ref().is_none_or(|p| p.spot_healthy);
