@@ -54,11 +54,12 @@ export TRIMTAB_BIN="$PWD/target/debug/trimtab"
 
 target/debug/appsim --listen "$APPSIM_ADDR" --kubeconfig "$KUBECONFIG" >"$logs/appsim.log" 2>&1 &
 appsim_pid=$!
-for _ in $(seq 1 50); do
+for _ in $(seq 1 300); do   # up to 60 s
   curl -fsS "http://$APPSIM_ADDR/healthz" >/dev/null 2>&1 && break
   kill -0 "$appsim_pid" 2>/dev/null || { echo "appsim exited:" >&2; cat "$logs/appsim.log" >&2; exit 1; }
   sleep 0.2
 done
+curl -fsS "http://$APPSIM_ADDR/healthz" >/dev/null 2>&1 || { echo "appsim not healthy after 60 s:" >&2; cat "$logs/appsim.log" >&2; exit 1; }
 
 # The operator scenarios run with exactly the chart's RBAC: a token of its ServiceAccount.
 if [ "${E2E_CHART_IDENTITY:-1}" = 1 ]; then

@@ -326,6 +326,7 @@ EOF
   OPERATOR_LOG=$log
   wait_for 90 "the operator to scale Deployment $smoke/web to 6" while_operator_runs replicas_are "$smoke" web 6
   wait_for 30 "ScalingPolicy $smoke/web to report Ready=True and desiredReplicas 6" while_operator_runs policy_ready "$smoke" web
+  wait_for 60 "the operator to publish an Event in namespace $smoke" while_operator_runs events_exist "$smoke"
   # Checked while it runs: a replica that stops releases the Lease.
   [[ $(kc -n "$NAMESPACE" get lease "trimtab-leader-$smoke" -o jsonpath='{.spec.holderIdentity}') == "$RELEASE-e2e" ]] ||
     die "the operator did not take the leader Lease"
@@ -335,8 +336,6 @@ EOF
     grep -iE 'forbidden|cannot' "$log" | head -20 >&2
     die "the operator was refused something under the chart's RBAC (above)"
   fi
-  kc -n "$smoke" get events -o jsonpath='{range .items[*]}{.reason}{"\n"}{end}' | grep -q . ||
-    die "the operator published no Event"
   local ca
   ca=$(kc -n "$NAMESPACE" get secret "$FULLNAME-webhook-tls" -o jsonpath='{.data.ca\.crt}')
   kc -n "$NAMESPACE" get secret "$FULLNAME-webhook-tls" -o jsonpath='{.metadata.annotations}' | grep -q 'trimtab.dev/not-after' ||
@@ -362,6 +361,7 @@ while_operator_runs() {
   "$@"
 }
 smoke_settled() { [[ $(kc get namespace "$1" -o jsonpath='{.status.phase}' 2>/dev/null) != Terminating ]]; }
+events_exist() { kc -n "$1" get events -o jsonpath='{range .items[*]}{.reason}{"\n"}{end}' | grep -q .; }
 replicas_are() { [[ $(kc -n "$1" get deployment "$2" -o jsonpath='{.spec.replicas}') == "$3" ]]; }
 policy_ready() {
   [[ $(kc -n "$1" get scalingpolicy "$2" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}') == True &&

@@ -174,12 +174,12 @@ setsid prometheus \
   --web.enable-admin-api \
   </dev/null >"$PROM_DIR/prometheus.log" 2>&1 9>&- &
 echo $! >"$PROM_PID_FILE"
-for _ in $(seq 100); do
+for _ in $(seq 300); do   # up to 60 s
   curl -fsS --max-time 2 "$PROMETHEUS_URL/-/ready" >/dev/null 2>&1 && break
   pid_is "$(cat "$PROM_PID_FILE")" prometheus || die "prometheus exited during startup"
   sleep 0.2
 done
-curl -fsS --max-time 2 "$PROMETHEUS_URL/-/ready" >/dev/null || die "prometheus not ready after 20 s"
+curl -fsS --max-time 2 "$PROMETHEUS_URL/-/ready" >/dev/null || die "prometheus not ready after 60 s"
 log "prometheus ready"
 
 # 5. Env file for tests and humans: `source "$TRIMTAB_CLUSTER_DIR/env"`.

@@ -24,7 +24,7 @@ pub async fn install_crds(client: &Client) {
     }
     for crd in &crds {
         let name = crd.name_any();
-        eventually(&format!("CRD {name} to be established"), Duration::from_secs(30), || {
+        eventually(&format!("CRD {name} to be established"), Duration::from_secs(90), || {
             let api = api.clone();
             let name = name.clone();
             async move {

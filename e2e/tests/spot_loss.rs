@@ -85,7 +85,7 @@ async fn losing_spot_falls_back_to_on_demand_and_returns_through_evictions_that_
         .expect("a valid PDB");
         Api::<PodDisruptionBudget>::namespaced(env.client.clone(), &ns).create(&PostParams::default(), &pdb).await.expect("create the PDB");
         // The operator is up (and its webhook's caches warm) once it has reported on the policy.
-        wait_condition(&env.client, &ns, "web", "Ready", "False", Some("TargetNotFound"), Duration::from_secs(30)).await;
+        wait_condition(&env.client, &ns, "web", "Ready", "False", Some("TargetNotFound"), Duration::from_secs(90)).await;
         apply_deployment(&env.client, &deployment(&ns, "web", 4, false)).await;
         eventually("4 replicas split 2 spot / 2 on-demand", Duration::from_secs(150), || split_is(&env.client, &ns, "web", 2, 2)).await;
 
@@ -96,20 +96,20 @@ async fn losing_spot_falls_back_to_on_demand_and_returns_through_evictions_that_
             for node in &saved {
                 nodes.delete(&node.name_any(), &DeleteParams::default()).await.expect("delete a spot node");
             }
-            eventually("the spot nodes to be gone", Duration::from_secs(30), || async {
+            eventually("the spot nodes to be gone", Duration::from_secs(90), || async {
                 let left = spot_nodes(&env.client).await.len();
                 if left == 0 { Ok(()) } else { Err(format!("{left} left")) }
             })
             .await;
             let floor = 4 - 2; // the pre-fault count minus the pods on the lost nodes
-            eventually("every replica Ready on on-demand", FALLBACK_AFTER + Duration::from_secs(30), || async {
+            eventually("every replica Ready on on-demand", FALLBACK_AFTER + Duration::from_secs(90), || async {
                 let ready = ready_total(&env.client, &ns).await;
                 assert!(ready >= floor, "Ready replicas fell to {ready}, below {floor}");
                 split_is(&env.client, &ns, "web", 0, 4).await
             })
             .await;
             eprintln!("fallback to on-demand took {:?}", lost_at.elapsed());
-            wait_condition(&env.client, &ns, "web", "SpotFallback", "True", Some("SpotUnavailable"), Duration::from_secs(10)).await;
+            wait_condition(&env.client, &ns, "web", "SpotFallback", "True", Some("SpotUnavailable"), Duration::from_secs(60)).await;
 
             // Spot comes back: after returnAfter the split returns, one PDB-respecting eviction at a time.
             restore(&env.client, &saved).await;
@@ -123,7 +123,7 @@ async fn losing_spot_falls_back_to_on_demand_and_returns_through_evictions_that_
             let returned = back_at.elapsed();
             eprintln!("return to spot took {returned:?} (returnAfter {RETURN_AFTER:?})");
             assert!(returned >= RETURN_AFTER, "moved back before returnAfter");
-            wait_condition(&env.client, &ns, "web", "SpotFallback", "False", Some("SpotAvailable"), Duration::from_secs(10)).await;
+            wait_condition(&env.client, &ns, "web", "SpotFallback", "False", Some("SpotAvailable"), Duration::from_secs(60)).await;
 
             // One spot node gets an interruption taint: its pods are replaced while it still exists.
             let (ready, _) = ready_by_pool(&env.client, &ns, "web").await;

@@ -31,7 +31,7 @@ fn bench_decide(c: &mut Criterion) {
         recommendations: (1..=20)
             .map(|i| Recommendation { time: Time(now - SignedDuration::from_secs(15 * i)), replicas: 8 + (i % 3) as i32 })
             .collect(),
-        scale_events: vec![ScaleEvent { time: Time(now - SignedDuration::from_secs(10)), change: 2 }],
+        scale_events: vec![ScaleEvent::applied(Time(now - SignedDuration::from_secs(10)), 2)],
     };
     let observations: Observations = [
         ("p99-latency".to_owned(), Sample::Value(0.41)),

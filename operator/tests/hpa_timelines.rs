@@ -521,9 +521,10 @@ fn run(timeline: &Timeline, fidelity: Fidelity) -> Vec<Round> {
         let change = decision.desired_replicas - replicas;
         history.recommendations.push(Recommendation { time: Time(at(now)), replicas: decision.recommendation });
         if change != 0 {
-            history.scale_events.push(ScaleEvent { time: Time(at(now)), change });
+            history.scale_events.push(ScaleEvent::applied(Time(at(now)), change));
         }
         pruned = engine::remember(&pruned, &policy, at(now), decision.recommendation, change);
+        pruned = serde_json::from_value(serde_json::to_value(&pruned).expect("history serializes")).expect("history reads back");
         // The target follows the decision; the model follows its own, so a divergence shows once.
         if outcome.desired != decision.desired_replicas {
             break;
@@ -558,11 +559,6 @@ fn check(timeline: &Timeline, fidelity: Fidelity, pruned_too: bool) -> Result<()
 }
 
 // ---- Generators ----
-
-/// The number of random cases: `PROPTEST_CASES` when set (for a long soak), else `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(default)
-}
 
 fn arb_tolerance() -> impl Strategy<Value = Option<String>> {
     prop_oneof![
@@ -632,7 +628,7 @@ fn arb_timeline() -> impl Strategy<Value = Timeline> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(2000), ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(2000))]
 
     /// The heart of the contract: chained `decide` rounds are HPA, round by round.
     #[test]
@@ -644,11 +640,11 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(2000), ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(2000))]
 
-    /// What the operator keeps in status (`engine::remember`) must decide as the whole history does.
-    /// An event older than the longest policy period can still decide which event HPA overwrites
-    /// next (`remembered_events` in behavior.rs), so remember keeps twice that.
+    /// What the operator keeps in status (`engine::remember`, written as JSON and read back every
+    /// round, as a restart would) must decide as the whole history does. An event of any age can
+    /// decide which one HPA overwrites next, so remember keeps HPA's slots themselves.
     #[test]
     fn a_history_kept_by_remember_decides_like_the_whole_history(timeline in arb_timeline()) {
         if let Err(message) = check(&timeline, CONTRACT, true) {
@@ -716,6 +712,42 @@ fn flapping_load_is_limited_by_the_scale_ups_hpa_remembers() {
     let rounds = run(&t, CONTRACT);
     assert_eq!(rounds.iter().map(|r| r.trimtab_desired).collect::<Vec<_>>(), vec![2, 1, 2, 1, 2, 2]);
     check(&t, CONTRACT, false).unwrap();
+}
+
+/// A day of load flapping every round, kept by `engine::remember`: status stays as small as HPA's own
+/// lists. Recommendations cover the longest stabilization window; scale-event slots per direction
+/// at most the events one longest period holds, plus one.
+#[test]
+fn a_history_kept_for_a_day_of_flapping_stays_as_small_as_hpas_lists() {
+    let spec = hpa::Spec {
+        min: 1,
+        max: 50,
+        metrics: vec![Target::AverageValue(1000)],
+        up: rules(0, Select::Max, &[(Kind::Pods, 4, 60)]),
+        down: rules(120, Select::Max, &[(Kind::Percent, 50, 300)]),
+    };
+    let t = Timeline {
+        spec,
+        up_given: true,
+        down_given: true,
+        start: 5,
+        rounds: (0..5760).map(|i| (15, vec![if i % 4 < 2 { 300 } else { 20 }])).collect(),
+    };
+    check(&t, CONTRACT, true).unwrap();
+    let policy = policy_of(&t.trimtab_spec());
+    let mut history = History::default();
+    let mut replicas = t.start;
+    for (i, (_, load)) in t.rounds.iter().enumerate() {
+        let now = 15 * (i as i64 + 1);
+        let usages = [Timeline::usage(Target::AverageValue(1000), load[0], replicas)];
+        let decision = engine::decide(&policy, &observations(&t.spec, &usages), &current(replicas), &history, at(now));
+        history = engine::remember(&history, &policy, at(now), decision.recommendation, decision.desired_replicas - replicas);
+        replicas = decision.desired_replicas;
+    }
+    assert!(history.recommendations.len() <= 120 / 15, "{} recommendations", history.recommendations.len());
+    let ups = history.scale_events.iter().filter(|e| e.change > 0).count();
+    let downs = history.scale_events.iter().filter(|e| e.change < 0).count();
+    assert!(ups <= 60 / 15 + 1 && downs <= 300 / 15 + 1, "{ups} scale-up and {downs} scale-down slots");
 }
 
 /// HPA's first reconcile of an HPA records the current count as a recommendation

@@ -12,11 +12,6 @@ use trimtab::engine::{self, Absence, Current, Decision, Observations, Policy, Pr
 
 use common::{NOW, at, history};
 
-/// The number of random cases: `PROPTEST_CASES` when set, else `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(default)
-}
-
 #[derive(Clone, Debug)]
 struct Case {
     spec: Value,
@@ -236,7 +231,7 @@ fn arb_case_missing_data(spec: impl Strategy<Value = Value>) -> impl Strategy<Va
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(2000), ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(2000))]
 
     #[test]
     fn desired_replicas_stay_within_min_and_max(case in arb_case()) {
@@ -336,7 +331,7 @@ fn arb_directional() -> impl Strategy<Value = Directional> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(4000), ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(4000))]
 
     #[test]
     fn desired_replicas_never_move_against_the_metric(case in arb_directional()) {

@@ -389,7 +389,9 @@ pub struct History {
     /// Unstabilized recommendations, newest last, as long as a stabilization window needs them.
     #[serde(default)]
     pub recommendations: Vec<Recommendation>,
-    /// Applied replica changes (signed), newest last, as long as a rate-limit period needs them.
+    /// Applied replica changes (signed), as HPA holds them: one slot per remembered event, a new
+    /// event overwriting the last slot of its direction that is `outdated`. An entry without
+    /// `outdated` is a change still to be stored that way (so a plain log, newest last, works too).
     #[serde(default)]
     pub scale_events: Vec<ScaleEvent>,
 }
@@ -405,4 +407,16 @@ pub struct ScaleEvent {
     pub time: Time,
     /// Replicas added (positive) or removed (negative).
     pub change: i32,
+    /// Set on a slot of HPA's event list: true once the event is older than its direction's longest
+    /// policy period (HPA's `markScaleEventsOutdated`), so the next event of that direction may
+    /// overwrite it. Omitted: an applied change not yet stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outdated: Option<bool>,
+}
+
+impl ScaleEvent {
+    /// A change applied at `time`, not yet stored in HPA's slots.
+    pub fn applied(time: Time, change: i32) -> ScaleEvent {
+        ScaleEvent { time, change, outdated: None }
+    }
 }

@@ -3,16 +3,13 @@
 //! minReplicas and maxReplicas. The history comes in as data (HPA keeps it in memory; Trimtab keeps
 //! it in status), so the same inputs always give the same answer.
 //!
-//! HPA does not remember every scale event: `storeScaleEvent` writes a new event over the last
-//! event of the same direction that is older than that direction's longest policy period. Such an
-//! event can still fall inside a period of the other direction (the scale-up limit subtracts recent
-//! scale-downs and the scale-down limit recent scale-ups), so the rate limits here replay that
-//! storage over the history instead of summing every event ([`remembered_events`]).
+//! The scale events count as HPA holds them: its slots, which [`super::history::slots`] keeps.
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::history::slots;
 use super::policy::{Policy, RatePolicy, Rules};
-use crate::api::{History, PolicyType, Reason, ScaleEvent, SelectPolicy};
+use crate::api::{History, PolicyType, Reason, SelectPolicy};
 
 pub struct Bounded {
     pub replicas: i32,
@@ -121,13 +118,18 @@ fn select(
         SelectPolicy::Min => false,
     };
     let take_highest = biggest_change == up;
-    let (ups, downs) = remembered_events(policy, history);
+    let slots = slots(policy, &history.scale_events);
     let mut result: Option<i32> = None;
     for rate in &rules.policies {
         let cutoff = now - SignedDuration::from_secs(rate.period_seconds);
-        let in_period =
-            |events: &[Remembered]| events.iter().filter(|e| e.time > cutoff).fold(0i32, |sum, e| sum.saturating_add(e.replicas));
-        let (added, removed) = (in_period(&ups), in_period(&downs));
+        // `getReplicasChangePerPeriod`: every slot inside the period counts, outdated or not.
+        let (added, removed) = slots.iter().filter(|e| e.time.0 > cutoff).fold((0i32, 0i32), |(added, removed), e| {
+            if e.change > 0 {
+                (added.saturating_add(e.change), removed)
+            } else {
+                (added, removed.saturating_add(e.change.saturating_abs()))
+            }
+        });
         let period_start = current.saturating_sub(added).saturating_add(removed);
         let limit = proposed(period_start, rate);
         result = Some(match result {
@@ -139,37 +141,4 @@ fn select(
     // No policies in a direction that is not Disabled: HPA's loop yields MinInt32 / MaxInt32, which
     // the caller's clamp to the current count turns into "no change allowed".
     result.unwrap_or(current)
-}
-
-/// A scale event as HPA remembers it: its size (replicas added, or removed) and when.
-struct Remembered {
-    time: Timestamp,
-    replicas: i32,
-    outdated: bool,
-}
-
-/// The scale-up and scale-down events HPA still holds after storing the history's events in order
-/// (`storeScaleEvent`): each new event first marks the events of its direction older than that
-/// direction's longest policy period as outdated (`markScaleEventsOutdated`), then overwrites the
-/// last outdated one, or is appended when there is none. Outdated events that were not overwritten
-/// still count.
-fn remembered_events(policy: &Policy, history: &History) -> (Vec<Remembered>, Vec<Remembered>) {
-    let longest = |rules: &Rules| SignedDuration::from_secs(rules.policies.iter().map(|p| p.period_seconds).max().unwrap_or(0));
-    let (up_period, down_period) = (longest(&policy.scale_up), longest(&policy.scale_down));
-    let mut events: Vec<&ScaleEvent> = history.scale_events.iter().filter(|e| e.change != 0).collect();
-    events.sort_by_key(|e| e.time.0); // stable: events of one instant keep their order
-    let (mut ups, mut downs): (Vec<Remembered>, Vec<Remembered>) = (Vec::new(), Vec::new());
-    for event in events {
-        let (stored, period) = if event.change > 0 { (&mut ups, up_period) } else { (&mut downs, down_period) };
-        let time = event.time.0;
-        for old in stored.iter_mut().filter(|old| old.time < time - period) {
-            old.outdated = true;
-        }
-        let new = Remembered { time, replicas: event.change.saturating_abs(), outdated: false };
-        match stored.iter().rposition(|e| e.outdated) {
-            Some(i) => stored[i] = new,
-            None => stored.push(new),
-        }
-    }
-    (ups, downs)
 }

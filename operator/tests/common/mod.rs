@@ -8,9 +8,29 @@
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use serde_json::{Value, json};
 use trimtab::api::{History, Recommendation, ScaleEvent, ScalingPolicySpec};
 use trimtab::engine::{self, Current, Decision, Observations, Policy, Pricing, Sample};
+
+/// The seed every property test runs on unless `PROPTEST_RNG_SEED` says otherwise, so that one
+/// commit gives one result in `just test`; `just fuzz` explores with random seeds.
+pub const PROPTEST_SEED: u64 = 20_261_201;
+
+/// Proptest's configuration for a property: `default_cases` cases from [`PROPTEST_SEED`], unless
+/// `PROPTEST_CASES` or `PROPTEST_RNG_SEED` is set. The seed goes to stderr, which the test harness
+/// shows when the property fails.
+pub fn proptest_config(default_cases: u32) -> ProptestConfig {
+    let mut config = ProptestConfig::default(); // reads PROPTEST_* from the environment
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = default_cases;
+    }
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        config.rng_seed = RngSeed::Fixed(PROPTEST_SEED);
+    }
+    eprintln!("proptest: {} cases, seed {} (PROPTEST_RNG_SEED={} reproduces it)", config.cases, config.rng_seed, config.rng_seed);
+    config
+}
 
 /// The epoch of every test timeline.
 pub const BASE: &str = "2026-01-01T00:00:00Z";
@@ -72,7 +92,7 @@ pub fn rules(window: i32, select: &str, policies: &[(&str, i32, i32)]) -> Value 
 pub fn history(recommendations: &[(i64, i32)], events: &[(i64, i32)]) -> History {
     History {
         recommendations: recommendations.iter().map(|&(t, replicas)| Recommendation { time: Time(at(t)), replicas }).collect(),
-        scale_events: events.iter().map(|&(t, change)| ScaleEvent { time: Time(at(t)), change }).collect(),
+        scale_events: events.iter().map(|&(t, change)| ScaleEvent::applied(Time(at(t)), change)).collect(),
     }
 }
 
