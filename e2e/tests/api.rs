@@ -25,6 +25,12 @@ fn with(mut spec: Value, pointer: &str, value: Value) -> Value {
     spec
 }
 
+/// `spec` with a top-level field set, whether or not it was there.
+fn with_field(mut spec: Value, field: &str, value: Value) -> Value {
+    spec[field] = value;
+    spec
+}
+
 async fn create(api: &Api<DynamicObject>, name: &str, spec: Value) -> Result<(), String> {
     let object: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "trimtab.dev/v1alpha1", "kind": "ScalingPolicy", "metadata": {"name": name}, "spec": spec
@@ -55,18 +61,7 @@ async fn each_rule_rejects_its_bad_policy_naming_the_field() {
             ("target-text", with(good_spec(), "/objectives/0/target", json!("fast")), "target"),
             ("blank-query", with(good_spec(), "/objectives/0/query", json!("  ")), "query"),
             ("duplicate-names", with(good_spec(), "/objectives", duplicate), "objectives"),
-            (
-                "bad-interval",
-                with(good_spec(), "/maxReplicas", json!(10))
-                    .as_object()
-                    .cloned()
-                    .map(|mut o| {
-                        o.insert("interval".into(), json!("soon"));
-                        Value::Object(o)
-                    })
-                    .expect("object"),
-                "interval",
-            ),
+            ("bad-interval", with_field(good_spec(), "interval", json!("soon")), "interval"),
             (
                 "bad-budget",
                 {
@@ -86,6 +81,18 @@ async fn each_rule_rejects_its_bad_policy_naming_the_field() {
                 "fallbackReplicas",
             ),
             ("base-over-max", with(good_spec(), "/placement/onDemandBase", json!(11)), "onDemandBase"),
+            ("interval-overflows", with_field(good_spec(), "interval", json!("99999999999999999999h")), "interval"),
+            ("interval-too-fast", with_field(good_spec(), "interval", json!("1ms")), "interval"),
+            ("max-replicas-huge", with(good_spec(), "/maxReplicas", json!(2_000_000_000)), "maxReplicas"),
+            (
+                "return-after-too-long",
+                {
+                    let mut s = good_spec();
+                    s["placement"]["returnAfter"] = json!("48h");
+                    s
+                },
+                "returnAfter",
+            ),
         ];
         for (name, spec, field) in cases {
             let error = create(&api, name, spec).await.expect_err(&format!("{name} must be rejected"));

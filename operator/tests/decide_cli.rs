@@ -280,3 +280,71 @@ fn an_empty_situation_is_rejected() {
 fn a_missing_required_field_is_rejected_by_its_name() {
     rejected(|s| _ = object(s).remove("currentReplicas"), &["currentReplicas"]);
 }
+
+#[test]
+fn an_interval_whose_number_overflows_is_rejected_by_its_path_not_a_panic() {
+    let stderr =
+        rejected(|s| s["policy"]["spec"]["interval"] = json!("99999999999999999999h"), &["policy.spec.interval", "at most 1h"]);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_interval_under_a_second_is_rejected_by_its_path() {
+    rejected(|s| s["policy"]["spec"]["interval"] = json!("1ms"), &["policy.spec.interval", "at least 1s"]);
+}
+
+#[test]
+fn a_fallback_after_over_a_day_is_rejected_by_its_path() {
+    rejected(|s| s["policy"]["spec"]["placement"]["fallbackAfter"] = json!("25h"), &["policy.spec.placement.fallbackAfter"]);
+}
+
+#[test]
+fn max_replicas_over_the_largest_count_is_rejected_by_its_path() {
+    rejected(|s| s["policy"]["spec"]["maxReplicas"] = json!(2_000_000_000), &["policy.spec.maxReplicas", "100000"]);
+}
+
+#[test]
+fn a_negative_pool_price_is_rejected_by_its_path() {
+    rejected(
+        |s| s["pools"][0]["spec"]["price"]["cpuCoreHour"] = json!("-0.01"),
+        &["pools[0].spec.price.cpuCoreHour", "negative"],
+    );
+}
+
+#[test]
+fn a_pool_priced_at_zero_is_rejected_by_its_path() {
+    rejected(
+        |s| s["pools"][1]["spec"]["price"] = json!({"cpuCoreHour": "0", "memoryGiBHour": "0"}),
+        &["pools[1].spec.price.cpuCoreHour", "both zero"],
+    );
+}
+
+#[test]
+fn a_negative_metric_value_is_missing_data_not_a_scale_to_min() {
+    let mut s = situation();
+    s["observations"]["rps"] = json!({"value": "-45"});
+    let output = decide_stdin(&s.to_string());
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let decision: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(decision["desiredReplicas"], json!(5), "partial data never scales down: {decision}");
+    assert_eq!(decision["reason"], json!("PartialMetrics"), "{decision}");
+    let rps = decision["objectives"].as_array().expect("objectives").iter().find(|o| o["name"] == "rps").cloned();
+    assert_eq!(rps.map(|o| o["state"].clone()), Some(json!("NoData")));
+}
+
+#[test]
+fn a_budget_cut_below_the_current_count_goes_at_the_scale_down_rate() {
+    let mut s = situation();
+    // 20 replicas now, the budget fits far fewer, and the scale-down policy allows 2 pods per minute.
+    s["currentReplicas"] = json!(20);
+    s["observations"] = json!({"rps": {"value": "1600"}, "p99": {"value": "0.2"}});
+    s["policy"]["spec"]["budget"] = json!({"maxCostPerHour": "0.1"});
+    s["policy"]["spec"]["behavior"] =
+        json!({"scaleDown": {"stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 2, "periodSeconds": 60}]}});
+    s["history"] = json!({});
+    let output = decide_stdin(&s.to_string());
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let decision: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(decision["desiredReplicas"], json!(18), "one rate-limited step, not straight to the budget: {decision}");
+    assert_eq!(decision["limitedBy"], json!("BudgetLimited"), "{decision}");
+}

@@ -69,6 +69,8 @@ pub enum Reason {
     SpotAvailable,
     /// Writing the target's scale failed.
     ScaleFailed,
+    /// A round failed unexpectedly (a bug): reported on its policy alone, retried with backoff.
+    RoundFailed,
     /// A pod was evicted to move the split towards its target, or off reclaimed spot capacity.
     Rebalanced,
 }
@@ -105,6 +107,7 @@ impl Reason {
             Reason::WithinBudget => "WithinBudget",
             Reason::SpotAvailable => "SpotAvailable",
             Reason::ScaleFailed => "ScaleFailed",
+            Reason::RoundFailed => "RoundFailed",
             Reason::Rebalanced => "Rebalanced",
         }
     }

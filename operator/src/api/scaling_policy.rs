@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 /// Keeps a Deployment's service-level objectives met at the lowest cost its budget allows, and
 /// places its replicas on spot and on-demand capacity.
+/// The largest count any field takes (replicas, a rate policy's value): the CRD's `maximum`, which
+/// the parser checks as well for API servers that do not enforce it.
+pub const MAX_COUNT: i32 = 100_000;
+
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "trimtab.dev",
@@ -43,17 +47,18 @@ pub struct ScalingPolicySpec {
 
     /// The fewest replicas Trimtab keeps, whatever the objectives and the budget say.
     #[serde(default = "default_min_replicas")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 100000))]
     pub min_replicas: i32,
 
-    /// The most replicas Trimtab scales to.
-    #[schemars(range(min = 1))]
+    /// The most replicas Trimtab scales to (at most 100000).
+    #[schemars(range(min = 1, max = 100000))]
     pub max_replicas: i32,
 
     /// How often the objectives are read and a decision is made, as a duration ("15s", "1m").
     /// Defaults to 15s, the HorizontalPodAutoscaler's sync period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s') && duration(self) <= duration('1h')").message("interval must be between 1s and 1h"))]
     pub interval: Option<String>,
 
     /// The service-level objectives, each a PromQL query and a target. The largest replica count any
@@ -150,7 +155,7 @@ pub struct MissingData {
     /// Replicas to run while data stays missing, if that is more than the current count. Without
     /// it, Trimtab holds the current count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 100000))]
     pub fallback_replicas: Option<i32>,
 }
 
@@ -212,8 +217,8 @@ pub struct ScalingRulePolicy {
     /// Pods (an absolute count) or Percent (of the replicas at the start of the period).
     #[serde(rename = "type")]
     pub type_: PolicyType,
-    /// The change allowed per period.
-    #[schemars(range(min = 1))]
+    /// The change allowed per period (pods, or percent), at most 100000.
+    #[schemars(range(min = 1, max = 100000))]
     pub value: i32,
     /// The period, in seconds.
     #[schemars(range(min = 1, max = 1800))]
@@ -263,7 +268,7 @@ pub struct Placement {
 
     /// The first replicas, always on-demand. Defaults to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = 100000))]
     pub on_demand_base: Option<i32>,
 
     /// The percentage of replicas above onDemandBase that go to spot (0 to 100).
@@ -274,11 +279,13 @@ pub struct Placement {
     /// Defaults to 90s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s') && duration(self) <= duration('24h')").message("fallbackAfter must be between 1s and 24h"))]
     pub fallback_after: Option<String>,
 
     /// Spot healthy this long moves replicas back to spot. Defaults to 10m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s') && duration(self) <= duration('24h')").message("returnAfter must be between 1s and 24h"))]
     pub return_after: Option<String>,
 }
 

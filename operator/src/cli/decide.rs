@@ -156,8 +156,7 @@ fn pricing(policy: &Policy, pools: &[CapacityPool], requests: Option<Requests>) 
     let cost = |pool: Option<&CapacityPool>| -> Result<Option<f64>, (String, String)> {
         let Some((pool, price)) = pool.and_then(|p| Some((p, p.spec.price.as_ref()?))) else { return Ok(None) };
         let index = pools.iter().position(|p| std::ptr::eq(p, pool)).unwrap_or_default();
-        let unit =
-            UnitPrice::from_price(price).map_err(|(field, e)| (format!("pools[{index}].spec.price.{field}"), e.to_string()))?;
+        let unit = UnitPrice::from_price(price).map_err(|(field, e)| (format!("pools[{index}].spec.price.{field}"), e))?;
         Ok(Some(unit.replica_cost(&requests)))
     };
     match policy_pools(policy, pools) {

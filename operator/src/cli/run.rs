@@ -93,7 +93,8 @@ pub enum RunError {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    text.parse::<kube::core::Duration>().map(Duration::from).map_err(|e| format!("{text:?} is not a duration like \"5s\": {e}"))
+    let bounds = crate::api::DurationBounds { min: Duration::from_millis(1), max: Duration::from_secs(86_400) };
+    crate::api::parse_duration(text, bounds).map_err(|e| e.to_string())
 }
 
 pub fn run(args: RunArgs) -> Result<(), RunError> {

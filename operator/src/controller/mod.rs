@@ -29,6 +29,8 @@ pub const PAUSED_ANNOTATION: &str = "trimtab.dev/paused";
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    #[error("the round panicked: {0}")]
+    RoundPanicked(String),
 }
 
 pub struct Context {

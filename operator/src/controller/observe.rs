@@ -197,7 +197,8 @@ async fn unit_price(ctx: &Context, pool: &CapacityPool) -> Option<UnitPrice> {
         Some(QueryOutcome::Sample(Sample::Value(v))) => Some(*v),
         _ => None,
     };
-    Some(UnitPrice { cpu_core_hour: value(&query.cpu_core_hour)?, memory_gib_hour: value(&query.memory_gi_b_hour)? })
+    let unit = UnitPrice { cpu_core_hour: value(&query.cpu_core_hour)?, memory_gib_hour: value(&query.memory_gi_b_hour)? };
+    unit.is_meaningful().then_some(unit)
 }
 
 /// Another autoscaler on the same Deployment: an HPA, a KEDA ScaledObject, or an older ScalingPolicy.

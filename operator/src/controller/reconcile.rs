@@ -1,8 +1,10 @@
 //! One round for one ScalingPolicy: observe (I/O), decide (pure), act (I/O), report (I/O).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec};
@@ -27,9 +29,38 @@ const CONFLICT_RETRY: Duration = Duration::from_secs(1);
 
 pub async fn reconcile(policy: Arc<ScalingPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let result = round(&policy, &ctx).await;
+    // A panic in one policy's round (a bug, whatever input found it) must not take the controller,
+    // and so every other tenant's policy, down with it: it is caught, reported on this policy alone,
+    // and retried with backoff like any failed round.
+    let result = match AssertUnwindSafe(round(&policy, &ctx)).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic_message(panic.as_ref());
+            tracing::error!(policy = %policy.name_any(), namespace = ?policy.namespace(), %message, "a round panicked");
+            report_failed_round(&policy, &ctx, &message).await;
+            Err(Error::RoundPanicked(message))
+        }
+    };
     ctx.telemetry.reconcile_duration.observe(started.elapsed().as_secs_f64());
     result
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// Ready=False (RoundFailed) on the policy, with an Event: best effort, as the round already failed.
+async fn report_failed_round(policy: &ScalingPolicy, ctx: &Context, message: &str) {
+    let previous = policy.status.clone().unwrap_or_default();
+    let text = format!("this round failed unexpectedly and is retried: {message}");
+    let (status, flips) = status::blocked(&previous, policy.metadata.generation, Timestamp::now(), Reason::RoundFailed, &text);
+    if let Err(error) = report(ctx, policy, &previous, status, flips, None).await {
+        tracing::warn!(%error, policy = %policy.name_any(), "could not report the failed round");
+    }
 }
 
 async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {

@@ -42,7 +42,7 @@ pub fn decide(policy: &Policy, observations: &Observations, current: &Current, h
         .objectives
         .iter()
         .map(|rule| {
-            let sample = observations.get(&rule.name).copied().unwrap_or(Sample::Absent(Absence::Empty));
+            let sample = observations.get(&rule.name).copied().map_or(Sample::Absent(Absence::Empty), Sample::checked);
             propose::propose(policy, rule, sample, replicas, ready)
         })
         .collect();
@@ -117,11 +117,22 @@ pub fn decide(policy: &Policy, observations: &Observations, current: &Current, h
                     let message = format!("{affordable} replicas is the most that fits {budget_text}/h");
                     (Step { reason: Reason::BudgetLimited, message }, affordable)
                 };
-                if budget.enforcement == Enforcement::Cap && capped != desired {
-                    limited_by = step.reason;
-                    desired = capped;
-                }
+                let cut = budget.enforcement == Enforcement::Cap && capped != desired;
                 reasons.push(step);
+                if cut {
+                    limited_by = reasons[reasons.len() - 1].reason;
+                    desired = capped;
+                    // Below the current count, a budget cut is a scale-down like any other: it goes
+                    // at the scale-down rate policies, never to the budget (or min) in one step.
+                    if capped < replicas && (policy.min_replicas..=policy.max_replicas).contains(&replicas) {
+                        let paced = behavior::limit_rate(policy, history, now, replicas, capped);
+                        if paced.replicas != capped {
+                            let message = format!("stepping down towards {capped} at the scale-down rate: {}", paced.message);
+                            reasons.push(Step { reason: paced.reason, message });
+                            desired = paced.replicas;
+                        }
+                    }
+                }
             }
             Some(_) => {}
         }

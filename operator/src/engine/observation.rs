@@ -24,6 +24,9 @@ pub enum Absence {
     Unreachable,
     /// Prometheus did not answer in time.
     Timeout,
+    /// The value was negative, which no objective's signal can be (latency, an error rate, a
+    /// throughput or a queue length): a broken query, not a reason to scale to minReplicas.
+    Negative,
 }
 
 impl Absence {
@@ -35,14 +38,30 @@ impl Absence {
             Absence::MultipleSeries => "MultipleSeries",
             Absence::Unreachable => "Unreachable",
             Absence::Timeout => "Timeout",
+            Absence::Negative => "Negative",
         }
     }
 }
 
 impl Sample {
-    /// A value that is not finite is an absence, never a number.
+    /// A value that is not finite, or negative, is an absence, never a number.
     pub fn from_value(value: f64) -> Sample {
-        if value.is_finite() { Sample::Value(value) } else { Sample::Absent(Absence::NaN) }
+        if !value.is_finite() {
+            Sample::Absent(Absence::NaN)
+        } else if value < 0.0 {
+            Sample::Absent(Absence::Negative)
+        } else {
+            Sample::Value(value)
+        }
+    }
+
+    /// The same check for a sample from anywhere (a situation file, a simulator), so that the
+    /// decision never sees a number that cannot be right.
+    pub fn checked(self) -> Sample {
+        match self {
+            Sample::Value(value) => Sample::from_value(value),
+            absent => absent,
+        }
     }
 
     pub fn value(&self) -> Option<f64> {

@@ -5,7 +5,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::api::{Enforcement, Mode, ObjectiveKind, PolicyType, Quantity, ScalingPolicySpec, ScalingRules, SelectPolicy};
+use crate::api::{
+    DurationBounds, Enforcement, INTERVAL_BOUNDS, MAX_COUNT, Mode, ObjectiveKind, PolicyType, Quantity, SPOT_WAIT_BOUNDS,
+    ScalingPolicySpec, ScalingRules, SelectPolicy, parse_duration,
+};
 
 /// HPA's default tolerance: relative changes of an AverageValue or Value objective within 10% are ignored.
 pub const DEFAULT_TOLERANCE: f64 = 0.1;
@@ -116,10 +119,18 @@ impl Policy {
         if spec.max_replicas < 1 {
             check.problem("spec.maxReplicas", "must be 1 or more");
         }
+        for (field, count) in [("spec.minReplicas", spec.min_replicas), ("spec.maxReplicas", spec.max_replicas)] {
+            if count > MAX_COUNT {
+                check.problem(field, format!("{count} is more than {MAX_COUNT}, the most Trimtab scales to"));
+            }
+        }
         if spec.min_replicas > spec.max_replicas {
             check.problem("spec.minReplicas", format!("{} is more than maxReplicas {}", spec.min_replicas, spec.max_replicas));
         }
-        let interval = spec.interval.as_deref().map_or(Some(DEFAULT_INTERVAL), |text| check.duration("spec.interval", text));
+        let interval = spec
+            .interval
+            .as_deref()
+            .map_or(Some(DEFAULT_INTERVAL), |text| check.duration("spec.interval", text, INTERVAL_BOUNDS));
 
         if spec.objectives.is_empty() {
             check.problem("spec.objectives", "name at least one objective");
@@ -150,8 +161,8 @@ impl Policy {
         let missing_data = match &spec.missing_data {
             None => MissingDataRule { failures_before_fallback: 3, fallback_replicas: None },
             Some(m) => {
-                if m.failures_before_fallback < 1 {
-                    check.problem("spec.missingData.failuresBeforeFallback", "must be 1 or more");
+                if !(1..=100).contains(&m.failures_before_fallback) {
+                    check.problem("spec.missingData.failuresBeforeFallback", "must be between 1 and 100");
                 }
                 if let Some(fallback) = m.fallback_replicas
                     && !(1..=spec.max_replicas).contains(&fallback)
@@ -179,8 +190,9 @@ impl Policy {
 
         let placement = spec.placement.as_ref().and_then(|p| {
             let base = p.on_demand_base.unwrap_or(0);
-            if base < 0 {
-                check.problem("spec.placement.onDemandBase", "must be 0 or more");
+            if !(0..=spec.max_replicas).contains(&base) {
+                check
+                    .problem("spec.placement.onDemandBase", format!("must be between 0 and maxReplicas ({})", spec.max_replicas));
             }
             if !(0..=100).contains(&p.spot_percentage) {
                 check.problem("spec.placement.spotPercentage", "must be between 0 and 100");
@@ -194,9 +206,11 @@ impl Policy {
             let fallback_after = p
                 .fallback_after
                 .as_deref()
-                .map_or(Some(DEFAULT_FALLBACK_AFTER), |t| check.duration("spec.placement.fallbackAfter", t));
-            let return_after =
-                p.return_after.as_deref().map_or(Some(DEFAULT_RETURN_AFTER), |t| check.duration("spec.placement.returnAfter", t));
+                .map_or(Some(DEFAULT_FALLBACK_AFTER), |t| check.duration("spec.placement.fallbackAfter", t, SPOT_WAIT_BOUNDS));
+            let return_after = p
+                .return_after
+                .as_deref()
+                .map_or(Some(DEFAULT_RETURN_AFTER), |t| check.duration("spec.placement.returnAfter", t, SPOT_WAIT_BOUNDS));
             Some(PlacementRule {
                 spot_pool: p.spot_pool.clone(),
                 on_demand_pool: p.on_demand_pool.clone(),
@@ -279,18 +293,8 @@ impl Checker {
         Some(quantity)
     }
 
-    fn duration(&mut self, field: &str, text: &str) -> Option<Duration> {
-        match text.parse::<kube::core::Duration>() {
-            Ok(d) if !d.is_negative() && Duration::from(d) > Duration::ZERO => Some(d.into()),
-            Ok(_) => {
-                self.problem(field, format!("{text:?} must be a positive duration"));
-                None
-            }
-            Err(e) => {
-                self.problem(field, format!("{text:?} is not a duration ({e}); write it like \"15s\", \"90s\" or \"10m\""));
-                None
-            }
-        }
+    fn duration(&mut self, field: &str, text: &str, bounds: DurationBounds) -> Option<Duration> {
+        parse_duration(text, bounds).map_err(|e| self.problem(field, e.to_string())).ok()
     }
 
     /// Fills HPA's defaults into what the user gave, field by field, as HPA's defaulting does.
@@ -315,8 +319,8 @@ impl Checker {
                 .iter()
                 .enumerate()
                 .map(|(i, p)| {
-                    if p.value < 1 {
-                        self.problem(format!("{field}.policies[{i}].value"), "must be 1 or more");
+                    if !(1..=MAX_COUNT).contains(&p.value) {
+                        self.problem(format!("{field}.policies[{i}].value"), format!("must be between 1 and {MAX_COUNT}"));
                     }
                     if !(1..=1800).contains(&p.period_seconds) {
                         self.problem(format!("{field}.policies[{i}].periodSeconds"), "must be between 1 and 1800");

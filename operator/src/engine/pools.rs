@@ -3,7 +3,7 @@
 
 use super::decision::{Requests, UnitPrice};
 use super::policy::Policy;
-use crate::api::{CapacityPool, CapacityType, Price, Quantity, QuantityError};
+use crate::api::{CapacityPool, CapacityType, Price, Quantity};
 
 /// Bytes in a GiB: memory requests are priced per GiB-hour.
 pub const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -50,12 +50,33 @@ pub fn policy_pools<'a>(policy: &Policy, pools: &'a [CapacityPool]) -> Result<Po
 
 impl UnitPrice {
     /// A pool's fixed prices; the error names the field (`cpuCoreHour` or `memoryGiBHour`).
-    pub fn from_price(price: &Price) -> Result<UnitPrice, (&'static str, QuantityError)> {
-        let parse = |field, text: &str| Quantity::parse(text).map(|q| q.as_f64()).map_err(|e| (field, e));
-        Ok(UnitPrice {
+    /// Negative prices, and both prices zero, are refused: either makes every cost meaningless.
+    /// The error names the field and says what is wrong.
+    pub fn from_price(price: &Price) -> Result<UnitPrice, (&'static str, String)> {
+        let parse = |field, text: &str| {
+            let value = Quantity::parse(text).map(|q| q.as_f64()).map_err(|e| (field, e.to_string()))?;
+            if value < 0.0 {
+                return Err((field, format!("{text:?} is negative: a price is zero or more")));
+            }
+            Ok(value)
+        };
+        let unit = UnitPrice {
             cpu_core_hour: parse("cpuCoreHour", &price.cpu_core_hour)?,
             memory_gib_hour: parse("memoryGiBHour", &price.memory_gi_b_hour)?,
-        })
+        };
+        if !unit.is_meaningful() {
+            return Err((
+                "cpuCoreHour",
+                "cpuCoreHour and memoryGiBHour are both zero: give at least one a price above zero".into(),
+            ));
+        }
+        Ok(unit)
+    }
+
+    /// Prices that can be right: finite, each zero or more, not both zero.
+    pub fn is_meaningful(&self) -> bool {
+        let valid = |p: f64| p.is_finite() && p >= 0.0;
+        valid(self.cpu_core_hour) && valid(self.memory_gib_hour) && self.cpu_core_hour + self.memory_gib_hour > 0.0
     }
 }
 
