@@ -34,6 +34,9 @@ pub struct RunArgs {
     /// A PEM file with the CA that signed Prometheus's certificate.
     #[arg(long, env = "PROMETHEUS_CA_FILE")]
     pub prometheus_ca_file: Option<PathBuf>,
+    /// An answer longer than this many bytes is not read (the objective has no value this round).
+    #[arg(long, env = "PROMETHEUS_MAX_RESPONSE_BYTES", default_value_t = crate::metrics::DEFAULT_MAX_RESPONSE_BYTES)]
+    pub prometheus_max_response_bytes: usize,
     /// Reconcile ScalingPolicies in this namespace only (the chart's namespaced mode); all when empty.
     #[arg(long, env = "WATCH_NAMESPACE", default_value = "")]
     pub namespace: String,
@@ -117,6 +120,7 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
         username: args.prometheus_username.clone(),
         password_file: args.prometheus_password_file.clone(),
         ca_file: args.prometheus_ca_file.clone(),
+        max_response_bytes: args.prometheus_max_response_bytes,
     })?;
     let client = kube::Client::try_default().await?;
     let telemetry = Arc::new(Telemetry::default());

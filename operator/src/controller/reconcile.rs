@@ -295,10 +295,47 @@ async fn report(
     Ok(())
 }
 
-/// Events are best effort: failing to publish one never fails the round.
+/// The API server refuses an Event whose note is over 1 KiB.
+const EVENT_NOTE_LIMIT: usize = 1024;
+
+/// Events are best effort: failing to publish one never fails the round. A note over the API's
+/// limit (a long Prometheus error, say) is cut there; the whole text goes to the log.
 async fn publish(ctx: &Context, policy: &ScalingPolicy, type_: EventType, reason: Reason, note: String) {
+    let note = if note.len() > EVENT_NOTE_LIMIT {
+        tracing::info!(policy = %policy.name_any(), %reason, note = %note, "Event note cut to the API's 1 KiB");
+        cut_to(&note, EVENT_NOTE_LIMIT)
+    } else {
+        note
+    };
     let event = Event { type_, reason: reason.to_string(), note: Some(note), action: "Reconcile".into(), secondary: None };
     if let Err(error) = ctx.recorder.publish(&event, &policy.object_ref(&())).await {
         tracing::warn!(%error, policy = %policy.name_any(), "could not publish an Event");
+    }
+}
+
+/// `text` cut to at most `limit` bytes on a character boundary, ending in "…" when cut.
+fn cut_to(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_owned();
+    }
+    let ellipsis = "…";
+    let mut end = limit - ellipsis.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ellipsis}", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_event_note_is_cut_within_the_api_limit_on_a_character_boundary() {
+        let long = "é".repeat(2000);
+        let cut = cut_to(&long, EVENT_NOTE_LIMIT);
+        assert!(cut.len() <= EVENT_NOTE_LIMIT, "{} bytes", cut.len());
+        assert!(cut.ends_with('…'));
+        assert_eq!(cut_to("short", EVENT_NOTE_LIMIT), "short");
     }
 }

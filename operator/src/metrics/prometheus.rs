@@ -19,7 +19,12 @@ pub struct PrometheusSettings {
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
+    /// An answer with a longer body is not read past this: one number never needs a megabyte.
+    pub max_response_bytes: usize,
 }
+
+/// The default of `--prometheus-max-response-bytes`: 1 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -85,20 +90,90 @@ impl PrometheusClient {
 
     async fn run(&self, promql: &str) -> QueryOutcome {
         let timeout_ms = i64::try_from(self.settings.timeout.as_millis()).unwrap_or(i64::MAX);
-        match self.client.query(promql).timeout(timeout_ms).get().await {
-            Ok(result) => QueryOutcome::Sample(parse(result.data(), (self.clock)(), self.settings.staleness)),
-            Err(prometheus_http_query::Error::Prometheus(e)) if e.is_timeout() => {
-                QueryOutcome::Sample(Sample::Absent(Absence::Timeout))
+        let response = match self.client.query(promql).timeout(timeout_ms).get_raw().await {
+            Ok(response) => response,
+            Err(error) => return QueryOutcome::Sample(Sample::Absent(transport_absence(&error))),
+        };
+        let status = response.status();
+        let body = match read_capped(response, self.settings.max_response_bytes).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => {
+                tracing::warn!(
+                    query = promql,
+                    limit = self.settings.max_response_bytes,
+                    "Prometheus answered with more than one number can need"
+                );
+                return QueryOutcome::Sample(Sample::Absent(Absence::MultipleSeries));
             }
-            Err(prometheus_http_query::Error::Prometheus(e)) => QueryOutcome::Rejected(e.message().to_owned()),
-            Err(prometheus_http_query::Error::Client(e)) => {
-                let timed_out = std::error::Error::source(&e)
-                    .and_then(|s| s.downcast_ref::<reqwest::Error>())
-                    .is_some_and(reqwest::Error::is_timeout);
-                QueryOutcome::Sample(Sample::Absent(if timed_out { Absence::Timeout } else { Absence::Unreachable }))
+            Err(BodyError::Read(error)) => {
+                let absence = if error.is_timeout() { Absence::Timeout } else { Absence::Unreachable };
+                return QueryOutcome::Sample(Sample::Absent(absence));
             }
-            Err(_) => QueryOutcome::Sample(Sample::Absent(Absence::Unreachable)),
+        };
+        classify(status, &body, (self.clock)(), self.settings.staleness)
+    }
+}
+
+/// Why a request got no answer: a timeout, or anything else that kept Prometheus out of reach.
+fn transport_absence(error: &prometheus_http_query::Error) -> Absence {
+    let timed_out = match error {
+        prometheus_http_query::Error::Client(e) => {
+            std::error::Error::source(e).and_then(|s| s.downcast_ref::<reqwest::Error>()).is_some_and(reqwest::Error::is_timeout)
         }
+        _ => false,
+    };
+    if timed_out { Absence::Timeout } else { Absence::Unreachable }
+}
+
+enum BodyError {
+    TooLarge,
+    Read(reqwest::Error),
+}
+
+/// The body, chunk by chunk, refusing more than `limit` bytes (whatever Content-Length claims), so
+/// memory stays bounded whatever Prometheus, or something in front of it, sends.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The API's envelope: `{"status": "success", "data": ...}` or `{"status": "error", "errorType", "error"}`.
+#[derive(serde::Deserialize)]
+struct Envelope {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// An answer as the decision needs it. Only `bad_data` means the query itself is wrong (the policy
+/// must be fixed); a timeout or cancel is Timeout; every other error (`execution`, `internal`,
+/// `unavailable`, a 5xx without an API body, a body that is not the API's) is Unreachable, which
+/// holds and then falls back, as the policy's missingData says.
+fn classify(status: reqwest::StatusCode, body: &[u8], now: f64, staleness: Duration) -> QueryOutcome {
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
+        return QueryOutcome::Sample(Sample::Absent(Absence::Unreachable));
+    };
+    match (envelope.status.as_str(), envelope.data) {
+        ("success", Some(data)) if status.is_success() => QueryOutcome::Sample(parse(&data, now, staleness)),
+        ("error", _) => match envelope.error_type.as_deref() {
+            Some("bad_data") => QueryOutcome::Rejected(envelope.error.unwrap_or_else(|| "bad_data".to_owned())),
+            Some("timeout" | "canceled") => QueryOutcome::Sample(Sample::Absent(Absence::Timeout)),
+            _ => QueryOutcome::Sample(Sample::Absent(Absence::Unreachable)),
+        },
+        _ => QueryOutcome::Sample(Sample::Absent(Absence::Unreachable)),
     }
 }
 
@@ -185,6 +260,116 @@ mod tests {
     fn an_old_sample_is_stale() {
         let d = data(r#"{"resultType":"vector","result":[{"metric":{},"value":[1699999000,"5"]}]}"#);
         assert_eq!(parse(&d, NOW, FRESH), Sample::Absent(Absence::Stale));
+    }
+
+    fn answer(status: u16, body: &str) -> QueryOutcome {
+        classify(reqwest::StatusCode::from_u16(status).expect("a status"), body.as_bytes(), NOW, FRESH)
+    }
+
+    #[test]
+    fn only_bad_data_means_the_query_is_wrong() {
+        let error = |kind: &str| format!(r#"{{"status":"error","errorType":"{kind}","error":"it went wrong"}}"#);
+        assert_eq!(answer(400, &error("bad_data")), QueryOutcome::Rejected("it went wrong".into()));
+        assert_eq!(answer(503, &error("timeout")), QueryOutcome::Sample(Sample::Absent(Absence::Timeout)));
+        assert_eq!(answer(503, &error("canceled")), QueryOutcome::Sample(Sample::Absent(Absence::Timeout)));
+        for kind in ["execution", "internal", "unavailable", "not_found", "something_new"] {
+            assert_eq!(answer(422, &error(kind)), QueryOutcome::Sample(Sample::Absent(Absence::Unreachable)), "{kind}");
+        }
+    }
+
+    #[test]
+    fn a_body_that_is_not_the_apis_is_unreachable_not_a_crash() {
+        for body in [
+            "",
+            "<html>502 Bad Gateway</html>",
+            "{",
+            r#"{"status":"success"}"#,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"oops"]}]}}"#,
+        ] {
+            assert_eq!(answer(200, body), QueryOutcome::Sample(Sample::Absent(Absence::Unreachable)), "{body:?}");
+        }
+        let ok = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"2"]}]}}"#;
+        assert_eq!(answer(502, ok), QueryOutcome::Sample(Sample::Absent(Absence::Unreachable)), "a success body under a 5xx");
+        assert_eq!(answer(200, ok), QueryOutcome::Sample(Sample::Value(2.0)));
+    }
+
+    #[test]
+    fn a_matrix_is_not_one_number() {
+        let d = data(r#"{"resultType":"matrix","result":[{"metric":{},"values":[[1700000000,"1"]]}]}"#);
+        assert_eq!(parse(&d, NOW, FRESH), Sample::Absent(Absence::MultipleSeries));
+    }
+
+    /// A server on 127.0.0.1 that answers every request with `head` and then `body_chunks` chunks of
+    /// `chunk` (chunked encoding, no length), and counts how many chunks it got to send.
+    async fn serve(
+        status: &'static str,
+        chunk: &'static [u8],
+        body_chunks: usize,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = sent.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    let head =
+                        format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n");
+                    if socket.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    for _ in 0..body_chunks {
+                        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+                        if socket.write_all(&framed).await.is_err() {
+                            return; // the client hung up: what we want to see
+                        }
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    let _ = socket.write_all(b"0\r\n\r\n").await;
+                });
+            }
+        });
+        (url, sent)
+    }
+
+    fn client(url: String) -> PrometheusClient {
+        let _ = rustls::crypto::ring::default_provider().install_default(); // as `trimtab run` does
+        PrometheusClient::new(PrometheusSettings {
+            url,
+            timeout: Duration::from_secs(30),
+            staleness: FRESH,
+            bearer_token_file: None,
+            username: None,
+            password_file: None,
+            ca_file: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        })
+        .expect("a client")
+    }
+
+    #[tokio::test]
+    async fn a_200_mb_answer_is_read_no_further_than_the_cap_and_is_an_absence() {
+        static CHUNK: [u8; 64 * 1024] = [b' '; 64 * 1024];
+        let chunks = 200 * 1024 * 1024 / CHUNK.len();
+        let (url, sent) = serve("200 OK", &CHUNK, chunks).await;
+        let outcome = client(url).run("up").await;
+        assert_eq!(outcome, QueryOutcome::Sample(Sample::Absent(Absence::MultipleSeries)));
+        // The client stopped after about 1 MiB; the socket buffers let the server get a little further.
+        let sent_bytes = sent.load(std::sync::atomic::Ordering::Relaxed) * CHUNK.len();
+        assert!(sent_bytes < 64 * 1024 * 1024, "{sent_bytes} bytes were sent before the client hung up");
+    }
+
+    #[tokio::test]
+    async fn a_real_answer_under_the_cap_is_its_value() {
+        let body: &'static [u8] = br#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"3.5"]}}"#;
+        let (url, _) = serve("200 OK", body, 1).await;
+        let mut prometheus = client(url);
+        prometheus.clock = || NOW;
+        assert_eq!(prometheus.run("3.5").await, QueryOutcome::Sample(Sample::Value(3.5)));
     }
 
     #[test]
