@@ -162,6 +162,11 @@ async fn mutate_pods(
     Json(response.into_review())
 }
 
+/// The most connections the webhook holds open at once (the API server keeps a few alive).
+const MAX_CONNECTIONS: usize = 256;
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves `/mutate-pods` over TLS until the process ends.
 pub async fn serve(
     addr: SocketAddr,
@@ -180,12 +185,20 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| WebhookError::Listen { addr, source })?;
     let router = Router::new().route("/mutate-pods", post(mutate_pods)).with_state(state);
     tracing::info!(%addr, "placement webhook serving");
+    // A client that opens connections and never finishes the handshake (or many of them) must not
+    // tie the webhook up: handshakes have a deadline and open connections a cap.
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     Ok(tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
+                tracing::warn!(limit = MAX_CONNECTIONS, "webhook connection refused: too many open");
+                continue; // dropping the socket closes it
+            };
             let acceptor = acceptor.clone();
             let router = router.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let _permit = permit;
+                let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else { return };
                 let service = hyper_util::service::TowerToHyperService::new(router);
                 let io = hyper_util::rt::TokioIo::new(tls);
                 if let Err(error) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
