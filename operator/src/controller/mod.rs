@@ -1,5 +1,6 @@
 //! The operator: a kube-runtime controller that reconciles every ScalingPolicy each `interval`.
 
+mod backoff;
 mod conditions;
 mod observe;
 mod reconcile;
@@ -7,7 +8,6 @@ mod status;
 pub mod telemetry;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use kube::runtime::Controller;
@@ -40,6 +40,8 @@ pub struct Context {
     pub telemetry: Arc<Telemetry>,
     /// The one namespace watched, or all.
     pub namespace: Option<String>,
+    /// Failed rounds in a row, per policy, for the retry backoff.
+    failures: backoff::Failures,
 }
 
 impl Context {
@@ -51,7 +53,14 @@ impl Context {
         namespace: Option<String>,
     ) -> Self {
         let reporter = Reporter { controller: "trimtab".into(), instance };
-        Context { recorder: Recorder::new(client.clone(), reporter), client, metrics, telemetry, namespace }
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            telemetry,
+            namespace,
+            failures: backoff::Failures::default(),
+        }
     }
 }
 
@@ -74,8 +83,16 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .await;
 }
 
+/// A failed round is retried exponentially later, with jitter (see `backoff`).
 fn error_policy(policy: Arc<ScalingPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.telemetry.reconcile_errors.inc();
-    tracing::warn!(%error, policy = %kube::ResourceExt::name_any(policy.as_ref()), "retrying");
-    Action::requeue(Duration::from_secs(5))
+    let failures = ctx.failures.record(&policy_key(&policy));
+    let wait = backoff::retry_after(failures);
+    tracing::warn!(%error, policy = %kube::ResourceExt::name_any(policy.as_ref()), failures, retry_in = ?wait, "retrying");
+    Action::requeue(wait)
+}
+
+/// `namespace/name`.
+fn policy_key(policy: &ScalingPolicy) -> String {
+    format!("{}/{}", kube::ResourceExt::namespace(policy).unwrap_or_default(), kube::ResourceExt::name_any(policy))
 }

@@ -14,6 +14,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
+use super::backoff;
 use super::conditions::{self, Flip};
 use super::observe::{Blocked, PlacementObserved, observe};
 use super::status::{self, Hold, Round, SpotReport};
@@ -42,6 +43,9 @@ pub async fn reconcile(policy: Arc<ScalingPolicy>, ctx: Arc<Context>) -> Result<
         }
     };
     ctx.telemetry.reconcile_duration.observe(started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        ctx.failures.clear(&super::policy_key(&policy));
+    }
     result
 }
 
@@ -93,7 +97,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
             };
             let (status, flips) = status::blocked(&previous, generation, now, reason, &message);
             report(ctx, policy, &previous, status, flips, None).await?;
-            return Ok(Action::requeue(rules.interval));
+            return Ok(Action::requeue(backoff::jittered(rules.interval)));
         }
     };
     let current_replicas = observed.scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
@@ -179,7 +183,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         evict_pods(ctx, policy, &evict).await;
     }
 
-    Ok(Action::requeue(rules.interval))
+    Ok(Action::requeue(backoff::jittered(rules.interval)))
 }
 
 /// Spot health for this round (and the doomed spot pods to replace), from what was observed.
