@@ -79,3 +79,8 @@ chart-install-check:
 # against HPA and static provisioning (cost and SLO-violation minutes).
 bench-quality out="target/bench-quality":
     bash scripts/bench-quality.sh {{out}}
+
+# The scale benchmark: N Deployments and ScalingPolicies over NAMESPACES on the local cluster, one
+# release operator; prints RSS, CPU, the share evaluated on time, API and Prometheus request rates.
+bench-scale n="1000" namespaces="1":
+    bash scripts/bench-scale.sh {{n}} {{namespaces}}

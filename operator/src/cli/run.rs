@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use kube_lease_manager::LeaseManagerBuilder;
 
+use crate::controller::caches::Caches;
 use crate::controller::{self, Context, Telemetry};
 use crate::metrics::{PrometheusClient, PrometheusSettings};
 
@@ -37,6 +38,9 @@ pub struct RunArgs {
     /// An answer longer than this many bytes is not read (the objective has no value this round).
     #[arg(long, env = "PROMETHEUS_MAX_RESPONSE_BYTES", default_value_t = crate::metrics::DEFAULT_MAX_RESPONSE_BYTES)]
     pub prometheus_max_response_bytes: usize,
+    /// Prometheus queries in flight at once, over all policies.
+    #[arg(long, env = "PROMETHEUS_MAX_CONCURRENCY", default_value_t = crate::metrics::DEFAULT_MAX_CONCURRENCY)]
+    pub prometheus_max_concurrency: usize,
     /// Reconcile ScalingPolicies in this namespace only (the chart's namespaced mode); all when empty.
     #[arg(long, env = "WATCH_NAMESPACE", default_value = "")]
     pub namespace: String,
@@ -93,6 +97,8 @@ pub enum RunError {
     Webhook(#[from] crate::placement::webhook::WebhookError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("caches: {0}")]
+    Caches(#[from] crate::controller::caches::CacheError),
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -121,6 +127,7 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
         password_file: args.prometheus_password_file.clone(),
         ca_file: args.prometheus_ca_file.clone(),
         max_response_bytes: args.prometheus_max_response_bytes,
+        max_concurrency: args.prometheus_max_concurrency,
     })?;
     let client = kube::Client::try_default().await?;
     let telemetry = Arc::new(Telemetry::default());
@@ -136,8 +143,12 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
     });
     tracing::info!(addr = %args.metrics_addr, prometheus = %args.prometheus_url, "trimtab started");
 
+    // One watch per kind for the whole process: the webhook (every replica) and the controller (the
+    // leader) read the same caches, and a standby takes over with them warm.
+    let watched = (!args.namespace.is_empty()).then(|| args.namespace.clone());
+    let caches = Caches::start(&client, watched.as_deref()).await?;
     if args.webhook {
-        start_webhook(&args, &client).await?;
+        start_webhook(&args, &client, &caches).await?;
     }
 
     // Ready once serving (the webhook, metrics): a standby replica is ready too, or its
@@ -145,8 +156,8 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
     telemetry.ready.store(true, std::sync::atomic::Ordering::Relaxed);
 
     let identity = args.identity.clone().unwrap_or_else(|| format!("trimtab-{}", std::process::id()));
-    let watched = (!args.namespace.is_empty()).then(|| args.namespace.clone());
-    let ctx = Arc::new(Context::new(client.clone(), Arc::new(metrics), telemetry.clone(), Some(identity.clone()), watched));
+    let ctx =
+        Arc::new(Context::new(client.clone(), Arc::new(metrics), telemetry.clone(), Some(identity.clone()), watched, caches));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -196,13 +207,7 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
 }
 
 /// Caches of policies, placed pods and pools for the webhook, and its TLS server.
-async fn start_webhook(args: &RunArgs, client: &kube::Client) -> Result<(), RunError> {
-    use futures::StreamExt;
-    use k8s_openapi::api::core::v1::{Node, Pod};
-    use kube::Api;
-    use kube::runtime::{WatchStreamExt, reflector, watcher};
-
-    use crate::api::{CapacityPool, ScalingPolicy};
+async fn start_webhook(args: &RunArgs, client: &kube::Client, caches: &Caches) -> Result<(), RunError> {
     use crate::placement::{certs, webhook};
 
     let namespace = &args.leader_election_namespace;
@@ -220,34 +225,12 @@ async fn start_webhook(args: &RunArgs, client: &kube::Client) -> Result<(), RunE
             cert
         }
     };
-    let (policies, policy_writer) = reflector::store::<ScalingPolicy>();
-    let (pods, pod_writer) = reflector::store::<Pod>();
-    let (pools, pool_writer) = reflector::store::<CapacityPool>();
-    let (nodes, node_writer) = reflector::store::<Node>();
-    let (policy_api, pod_api): (Api<ScalingPolicy>, Api<Pod>) = if args.namespace.is_empty() {
-        (Api::all(client.clone()), Api::all(client.clone()))
-    } else {
-        (Api::namespaced(client.clone(), &args.namespace), Api::namespaced(client.clone(), &args.namespace))
-    };
-    tokio::spawn(
-        reflector::reflector(policy_writer, watcher(policy_api, watcher::Config::default()))
-            .default_backoff()
-            .for_each(|_| async {}),
-    );
-    tokio::spawn(
-        reflector::reflector(pod_writer, watcher(pod_api, watcher::Config::default())).default_backoff().for_each(|_| async {}),
-    );
-    tokio::spawn(
-        reflector::reflector(node_writer, watcher(Api::<Node>::all(client.clone()), watcher::Config::default()))
-            .default_backoff()
-            .for_each(|_| async {}),
-    );
-    tokio::spawn(
-        reflector::reflector(pool_writer, watcher(Api::<CapacityPool>::all(client.clone()), watcher::Config::default()))
-            .default_backoff()
-            .for_each(|_| async {}),
-    );
-    let state = std::sync::Arc::new(webhook::WebhookState::new(policies, pods, nodes, pools));
+    let state = std::sync::Arc::new(webhook::WebhookState::new(
+        caches.policies.clone(),
+        caches.pods.clone(),
+        caches.nodes.clone(),
+        caches.pools.clone(),
+    ));
     webhook::serve(args.webhook_addr, &cert, state).await?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The operator: a kube-runtime controller that reconciles every ScalingPolicy each `interval`.
 
 mod backoff;
+pub mod caches;
 mod conditions;
 mod observe;
 mod reconcile;
@@ -22,6 +23,10 @@ pub use telemetry::Telemetry;
 
 /// The one field manager of every write Trimtab makes.
 pub const FIELD_MANAGER: &str = "trimtab";
+/// Rounds in flight at once. A round is mostly waiting on Prometheus, so a few dozen keep thousands
+/// of policies on time, while memory and the load on Prometheus and the API server stay bounded
+/// however many policies are due together.
+const MAX_CONCURRENT_ROUNDS: u16 = 64;
 /// `trimtab.dev/paused: "true"`: decide and report, never write the target.
 pub const PAUSED_ANNOTATION: &str = "trimtab.dev/paused";
 
@@ -40,6 +45,8 @@ pub struct Context {
     pub telemetry: Arc<Telemetry>,
     /// The one namespace watched, or all.
     pub namespace: Option<String>,
+    /// What a round reads of the cluster.
+    pub caches: caches::Caches,
     /// Failed rounds in a row, per policy, for the retry backoff.
     failures: backoff::Failures,
 }
@@ -51,6 +58,7 @@ impl Context {
         telemetry: Arc<Telemetry>,
         instance: Option<String>,
         namespace: Option<String>,
+        caches: caches::Caches,
     ) -> Self {
         let reporter = Reporter { controller: "trimtab".into(), instance };
         Context {
@@ -59,6 +67,7 @@ impl Context {
             metrics,
             telemetry,
             namespace,
+            caches,
             failures: backoff::Failures::default(),
         }
     }
@@ -72,6 +81,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         None => Api::all(ctx.client.clone()),
     };
     Controller::new(policies, watcher::Config::default().any_semantic())
+        .with_config(kube::runtime::controller::Config::default().concurrency(MAX_CONCURRENT_ROUNDS))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -1,11 +1,10 @@
-//! Observe: everything one decision needs from the cluster and Prometheus. I/O only; no decisions.
+//! Observe: everything one decision needs, from the shared caches (see `caches`) and Prometheus.
+//! Reads only; no decisions. The only requests a round sends are its Prometheus queries.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v1::Scale;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
 
 use super::{Context, Error};
 use crate::api::{CapacityPool, Quantity, ScalingPolicy};
@@ -13,11 +12,15 @@ use crate::engine::{Observations, Policy, PolicyPools, Pricing, Requests, Sample
 use crate::metrics::{QueryOutcome, query_all};
 use crate::placement::mutate::{DELETION_COST_ANNOTATION, POOL_LABEL};
 use crate::placement::spot_health::SpotNode;
+use crate::placement::webhook::deployment_of;
 use crate::placement::{PodView, PoolOf};
 
 /// What the cluster and Prometheus said this round.
 pub struct Observed {
-    pub scale: Scale,
+    /// The target's replica count (its scale subresource's spec.replicas) as cached.
+    pub replicas: i32,
+    /// The target's resourceVersion as cached: the scale write's precondition.
+    pub resource_version: Option<String>,
     /// The target's Ready replicas.
     pub ready_replicas: i32,
     pub pricing: Pricing,
@@ -42,26 +45,24 @@ pub enum Blocked {
 pub async fn observe(ctx: &Context, policy: &ScalingPolicy, rules: &Policy) -> Result<Result<Observed, Blocked>, Error> {
     let namespace = policy.namespace().unwrap_or_default();
     let target = &policy.spec.target_ref.name;
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let caches = &ctx.caches;
 
-    let Some(deployment) = deployments.get_opt(target).await? else {
+    let Some(deployment) = caches.deployments.get(&ObjectRef::new(target).within(&namespace)) else {
         return Ok(Err(Blocked::TargetNotFound(format!("Deployment {namespace}/{target} (spec.targetRef) does not exist"))));
     };
-    let scale = deployments.get_scale(target).await?;
 
-    // Pools are few and cluster-scoped: one list serves the policy's placement and the default.
-    let all_pools = Api::<CapacityPool>::all(ctx.client.clone()).list(&ListParams::default()).await?.items;
+    let all_pools: Vec<CapacityPool> = caches.pools.state().iter().map(|p| (**p).clone()).collect();
     let pools = match policy_pools(rules, &all_pools) {
         Ok(pools) => pools,
         Err(unknown) => return Ok(Err(Blocked::PolicyInvalid(format!("{unknown} (kubectl get capacitypools)")))),
     };
     let pricing = pricing(ctx, pools, requests(&deployment)).await;
     let placement = match pools {
-        PolicyPools::Placed { spot, on_demand } => Some(placement(ctx, &namespace, &scale, spot, on_demand).await?),
+        PolicyPools::Placed { spot, on_demand } => Some(placement(ctx, &namespace, target, spot, on_demand)),
         PolicyPools::Unplaced { .. } => None,
     };
 
-    let conflict = conflict(ctx, policy).await?;
+    let conflict = conflict(ctx, policy);
 
     let outcomes = {
         let started = std::time::Instant::now();
@@ -87,8 +88,10 @@ pub async fn observe(ctx: &Context, policy: &ScalingPolicy, rules: &Policy) -> R
             None => {}
         }
     }
+    let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let ready_replicas = deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
-    Ok(Ok(Observed { scale, ready_replicas, pricing, conflict, samples, placement }))
+    let resource_version = deployment.resource_version();
+    Ok(Ok(Observed { replicas, resource_version, ready_replicas, pricing, conflict, samples, placement }))
 }
 
 /// One replica's requests, summed over the pod template's containers.
@@ -120,24 +123,21 @@ async fn pricing(ctx: &Context, pools: PolicyPools<'_>, requests: Option<Request
 }
 
 /// The workload's pods (each on a pool, or neither) and the spot pool's nodes.
-async fn placement(
-    ctx: &Context,
-    namespace: &str,
-    scale: &Scale,
-    spot: &CapacityPool,
-    on_demand: &CapacityPool,
-) -> Result<PlacementObserved, Error> {
-    let selector = scale.status.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let pods = if selector.is_empty() { Vec::new() } else { pods.list(&ListParams::default().labels(&selector)).await?.items };
-    let nodes: Api<Node> = Api::all(ctx.client.clone());
-    let nodes = nodes.list(&ListParams::default()).await?.items;
+fn placement(ctx: &Context, namespace: &str, target: &str, spot: &CapacityPool, on_demand: &CapacityPool) -> PlacementObserved {
+    let pods: Vec<std::sync::Arc<Pod>> = ctx
+        .caches
+        .pods
+        .state()
+        .into_iter()
+        .filter(|pod| pod.namespace().as_deref() == Some(namespace) && deployment_of(pod).as_deref() == Some(target))
+        .collect();
+    let nodes = ctx.caches.nodes.state();
     let on_pool = |node: &Node, pool: &CapacityPool| pool.spec.node_selector.iter().all(|(k, v)| node.labels().get(k) == Some(v));
     let pool_of_node = |name: &str| {
-        let node = nodes.iter().find(|n| n.name_any() == name)?;
-        if on_pool(node, spot) {
+        let node = ctx.caches.nodes.get(&ObjectRef::new(name))?;
+        if on_pool(&node, spot) {
             Some(PoolOf::Spot)
-        } else if on_pool(node, on_demand) {
+        } else if on_pool(&node, on_demand) {
             Some(PoolOf::OnDemand)
         } else {
             None
@@ -183,7 +183,7 @@ async fn placement(
                 .is_some_and(|taints| taints.iter().any(|t| spot.spec.interruption_taints.contains(&t.key))),
         })
         .collect();
-    Ok(PlacementObserved { pods: views, spot_nodes })
+    PlacementObserved { pods: views, spot_nodes }
 }
 
 /// A pool's fixed prices, or its price queries' answers; none when either is unknown.
@@ -202,49 +202,38 @@ async fn unit_price(ctx: &Context, pool: &CapacityPool) -> Option<UnitPrice> {
 }
 
 /// Another autoscaler on the same Deployment: an HPA, a KEDA ScaledObject, or an older ScalingPolicy.
-async fn conflict(ctx: &Context, policy: &ScalingPolicy) -> Result<Option<String>, Error> {
+fn conflict(ctx: &Context, policy: &ScalingPolicy) -> Option<String> {
     let namespace = policy.namespace().unwrap_or_default();
     let target = &policy.spec.target_ref.name;
+    let caches = &ctx.caches;
+    let in_namespace = |object_namespace: Option<String>| object_namespace.as_deref() == Some(namespace.as_str());
 
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &namespace);
-    for hpa in hpas.list(&ListParams::default()).await?.items {
+    for hpa in caches.hpas.state() {
         let reference = hpa.spec.as_ref().map(|s| &s.scale_target_ref);
-        if reference.is_some_and(|r| r.kind == "Deployment" && &r.name == target) {
-            return Ok(Some(format!("HorizontalPodAutoscaler {namespace}/{} also scales Deployment {target}", hpa.name_any())));
+        if in_namespace(hpa.namespace()) && reference.is_some_and(|r| r.kind == "Deployment" && &r.name == target) {
+            return Some(format!("HorizontalPodAutoscaler {namespace}/{} also scales Deployment {target}", hpa.name_any()));
         }
     }
-
-    let scaled_objects =
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"), "scaledobjects");
-    let keda: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &scaled_objects);
-    match keda.list(&ListParams::default()).await {
-        Ok(list) => {
-            for object in list.items {
-                let reference = &object.data["spec"]["scaleTargetRef"];
-                let kind = reference["kind"].as_str().unwrap_or("Deployment");
-                if kind == "Deployment" && reference["name"].as_str() == Some(target.as_str()) {
-                    return Ok(Some(format!(
-                        "KEDA ScaledObject {namespace}/{} also scales Deployment {target}",
-                        object.name_any()
-                    )));
-                }
-            }
+    for object in caches.scaled_objects.iter().flat_map(|store| store.state()) {
+        let reference = &object.data["spec"]["scaleTargetRef"];
+        let kind = reference["kind"].as_str().unwrap_or("Deployment");
+        if in_namespace(object.namespace()) && kind == "Deployment" && reference["name"].as_str() == Some(target.as_str()) {
+            return Some(format!("KEDA ScaledObject {namespace}/{} also scales Deployment {target}", object.name_any()));
         }
-        // KEDA is not installed, or we may not read it: nothing to conflict with that we can see.
-        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 403 => {}
-        Err(e) => return Err(e.into()),
     }
-
-    let policies: Api<ScalingPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
     let age = |p: &ScalingPolicy| (p.metadata.creation_timestamp.clone(), p.name_any());
     let mine = age(policy);
-    for other in policies.list(&ListParams::default()).await?.items {
-        if other.spec.target_ref.name == *target && other.name_any() != policy.name_any() && age(&other) < mine {
-            return Ok(Some(format!(
+    for other in caches.policies.state() {
+        if in_namespace(other.namespace())
+            && other.spec.target_ref.name == *target
+            && other.name_any() != policy.name_any()
+            && age(&other) < mine
+        {
+            return Some(format!(
                 "ScalingPolicy {namespace}/{} was there first and scales Deployment {target}",
                 other.name_any()
-            )));
+            ));
         }
     }
-    Ok(None)
+    None
 }

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{EvictParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -100,7 +101,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::requeue(backoff::jittered(rules.interval)));
         }
     };
-    let current_replicas = observed.scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    let current_replicas = observed.replicas;
     let (spot, doomed) = spot_report(&rules, &previous, observed.placement.as_ref(), now);
     let spot_healthy = spot.healthy;
     let current = Current {
@@ -131,7 +132,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     let change = decision.desired_replicas - current_replicas;
     let mut applied_change = 0;
     if hold == Hold::None && change != 0 {
-        match write_scale(ctx, policy, &observed.scale, decision.desired_replicas).await {
+        match write_scale(ctx, policy, observed.resource_version.clone(), decision.desired_replicas).await {
             Ok(()) => applied_change = change,
             Err(Error::Kube(kube::Error::Api(status))) if status.code == 409 => return Ok(Action::requeue(CONFLICT_RETRY)),
             Err(error) => {
@@ -252,16 +253,30 @@ fn not_due(previous: &ScalingPolicyStatus, generation: Option<i64>, interval: Du
     (remaining > jiff::SignedDuration::ZERO).then(|| Duration::try_from(remaining).unwrap_or(DEFAULT_INTERVAL))
 }
 
-/// Replicas change only through the scale subresource, with the resourceVersion we read as a
-/// precondition: if anything changed the target since, the API server refuses and we look again.
-async fn write_scale(ctx: &Context, policy: &ScalingPolicy, observed: &Scale, replicas: i32) -> Result<(), Error> {
+/// Replicas change only through the scale subresource, with the resourceVersion the cache held as a
+/// precondition (a Deployment's scale shares its version): if anything changed the target since, the
+/// API server refuses and we look again.
+async fn write_scale(
+    ctx: &Context,
+    policy: &ScalingPolicy,
+    resource_version: Option<String>,
+    replicas: i32,
+) -> Result<(), Error> {
     let namespace = policy.namespace().unwrap_or_default();
+    let name = &policy.spec.target_ref.name;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut scale = observed.clone();
-    scale.spec = Some(ScaleSpec { replicas: Some(replicas) });
-    scale.status = None;
+    let scale = Scale {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.clone()),
+            resource_version,
+            ..ObjectMeta::default()
+        },
+        spec: Some(ScaleSpec { replicas: Some(replicas) }),
+        status: None,
+    };
     let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
-    deployments.replace_scale(&policy.spec.target_ref.name, &params, &scale).await?;
+    deployments.replace_scale(name, &params, &scale).await?;
     Ok(())
 }
 

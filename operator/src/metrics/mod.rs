@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use prometheus::{DEFAULT_MAX_RESPONSE_BYTES, PrometheusClient, PrometheusSettings, SettingsError};
+pub use prometheus::{DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES, PrometheusClient, PrometheusSettings, SettingsError};
 
 use crate::engine::Sample;
 

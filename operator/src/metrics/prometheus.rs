@@ -21,7 +21,12 @@ pub struct PrometheusSettings {
     pub ca_file: Option<PathBuf>,
     /// An answer with a longer body is not read past this: one number never needs a megabyte.
     pub max_response_bytes: usize,
+    /// Queries in flight at once; more wait their turn.
+    pub max_concurrency: usize,
 }
+
+/// The default of `--prometheus-max-concurrency`.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
 
 /// The default of `--prometheus-max-response-bytes`: 1 MiB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1 << 20;
@@ -44,6 +49,7 @@ pub enum SettingsError {
 
 pub struct PrometheusClient {
     client: prometheus_http_query::Client,
+    in_flight: tokio::sync::Semaphore,
     settings: PrometheusSettings,
     clock: fn() -> f64,
 }
@@ -85,10 +91,13 @@ impl PrometheusClient {
         }
         let client = prometheus_http_query::Client::from(builder.build()?, &settings.url)
             .map_err(|e| SettingsError::Url { url: settings.url.clone(), message: e.to_string() })?;
-        Ok(PrometheusClient { client, settings, clock: unix_now })
+        let in_flight = tokio::sync::Semaphore::new(settings.max_concurrency.max(1));
+        Ok(PrometheusClient { client, in_flight, settings, clock: unix_now })
     }
 
     async fn run(&self, promql: &str) -> QueryOutcome {
+        // The semaphore is never closed, so acquiring fails never; were it to, query anyway.
+        let _turn = self.in_flight.acquire().await.ok();
         let timeout_ms = i64::try_from(self.settings.timeout.as_millis()).unwrap_or(i64::MAX);
         let response = match self.client.query(promql).timeout(timeout_ms).get_raw().await {
             Ok(response) => response,
@@ -347,6 +356,7 @@ mod tests {
             password_file: None,
             ca_file: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
         })
         .expect("a client")
     }
