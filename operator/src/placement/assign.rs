@@ -36,17 +36,26 @@ pub fn assign(policy: &Policy, spot_healthy: bool, desired: i32, existing: Split
     Some(Assignment { pool, deletion_cost: -fill_index(policy, pool, rank) })
 }
 
-/// The replica count at which `pool` gets its `rank`-th pod (with spot healthy).
+/// The replica count at which `pool` gets its `rank`-th pod (with spot healthy), in closed form
+/// (constant time for any maxReplicas: it runs on every admission). With base b and on-demand share
+/// p % above it, n replicas have m = (n − b)⁺ above the base, of which ceil(m·p/100) are on-demand
+/// and floor(m·(100 − p)/100) spot; each is monotone in n, so the smallest n reaching a rank solves
+/// one inequality. A rank the pool never reaches (spot at 0 %, on-demand above the base at 100 %
+/// spot) sorts after every reachable one.
 pub fn fill_index(policy: &Policy, pool: Pool, rank: i32) -> i32 {
-    let limit = policy.max_replicas.max(rank) * 2 + 200;
-    (1..=limit)
-        .find(|&n| {
-            split(policy, true, n).is_some_and(|s| match pool {
-                Pool::Spot => s.spot >= rank,
-                Pool::OnDemand => s.on_demand >= rank,
-            })
-        })
-        .unwrap_or(limit)
+    let never = i64::from(policy.max_replicas.max(rank)) * 2 + 200;
+    let Some(placement) = policy.placement.as_ref() else { return rank };
+    let (base, rank) = (i64::from(placement.on_demand_base.max(0)), i64::from(rank.max(1)));
+    let on_demand_share = 100 - i64::from(placement.spot_percentage.clamp(0, 100));
+    let index = match pool {
+        Pool::OnDemand if rank <= base => rank,
+        // ceil(m·p/100) ≥ rank − b  ⇔  m·p > 100·(rank − b − 1)
+        Pool::OnDemand if on_demand_share > 0 => base + 100 * (rank - base - 1) / on_demand_share + 1,
+        // floor(m·q/100) ≥ rank  ⇔  m ≥ ceil(100·rank / q)
+        Pool::Spot if on_demand_share < 100 => base + (100 * rank + 99 - on_demand_share) / (100 - on_demand_share),
+        _ => never,
+    };
+    i32::try_from(index.min(never)).unwrap_or(i32::MAX)
 }
 
 #[cfg(test)]
@@ -103,6 +112,37 @@ mod tests {
             let kept = &pods[..n as usize];
             let spot = kept.iter().filter(|a| a.pool == Pool::Spot).count() as i32;
             assert_eq!(Some(Split { spot, on_demand: n - spot }), split(&policy, true, n), "after scaling in to {n}");
+        }
+    }
+
+    /// The fill order as the definition says: the first count at which the pool has `rank` pods.
+    fn fill_index_by_search(policy: &Policy, pool: Pool, rank: i32) -> i32 {
+        let never = policy.max_replicas.max(rank) * 2 + 200;
+        (1..=never)
+            .find(|&n| {
+                split(policy, true, n).is_some_and(|s| match pool {
+                    Pool::Spot => s.spot >= rank,
+                    Pool::OnDemand => s.on_demand >= rank,
+                })
+            })
+            .unwrap_or(never)
+    }
+
+    #[test]
+    fn the_closed_form_fill_order_is_the_first_count_that_reaches_each_rank() {
+        for base in [0, 1, 2, 5] {
+            for spot_percentage in [0, 1, 30, 50, 70, 99, 100] {
+                let policy = policy(base, spot_percentage);
+                for rank in 1..=40 {
+                    for pool in [Pool::Spot, Pool::OnDemand] {
+                        assert_eq!(
+                            fill_index(&policy, pool, rank),
+                            fill_index_by_search(&policy, pool, rank),
+                            "base {base}, spot {spot_percentage} %, {pool:?} rank {rank}"
+                        );
+                    }
+                }
+            }
         }
     }
 
