@@ -69,6 +69,7 @@ pub enum CapacityType {
 /// cpuCoreHour plus its memory request in GiB times memoryGiBHour (OpenCost's model).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!isQuantity(self.cpuCoreHour) || !isQuantity(self.memoryGiBHour) || quantity(self.cpuCoreHour).isGreaterThan(quantity('0')) || quantity(self.memoryGiBHour).isGreaterThan(quantity('0'))").message("cpuCoreHour and memoryGiBHour are both zero: give at least one a price above zero"))]
 pub struct Price {
     /// The price of one CPU core for one hour ("0.0105").
     #[schemars(length(min = 1, max = 64))]
