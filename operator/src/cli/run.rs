@@ -151,9 +151,7 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
         start_webhook(&args, &client, &caches).await?;
     }
 
-    // Ready once serving (the webhook, metrics): a standby replica is ready too, or its
-    // PodDisruptionBudget would block every drain.
-    telemetry.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = telemetry.policies.set(caches.policies.clone());
 
     let identity = args.identity.clone().unwrap_or_else(|| format!("trimtab-{}", std::process::id()));
     let ctx =

@@ -80,17 +80,23 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
         None => Api::all(ctx.client.clone()),
     };
+    let telemetry = ctx.telemetry.clone();
+    telemetry.set_leading(true);
     Controller::new(policies, watcher::Config::default().any_semantic())
         .with_config(kube::runtime::controller::Config::default().concurrency(MAX_CONCURRENT_ROUNDS))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => tracing::debug!(policy = %object.name, namespace = ?object.namespace, "reconciled"),
-                Err(error) => tracing::warn!(%error, "reconcile failed"),
+        .for_each(|result| {
+            telemetry.round_completed();
+            async move {
+                match result {
+                    Ok((object, _)) => tracing::debug!(policy = %object.name, namespace = ?object.namespace, "reconciled"),
+                    Err(error) => tracing::warn!(%error, "reconcile failed"),
+                }
             }
         })
         .await;
+    telemetry.set_leading(false);
 }
 
 /// A failed round is retried exponentially later, with jitter (see `backoff`).
