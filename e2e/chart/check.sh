@@ -136,12 +136,13 @@ if [[ ! -f "$SCHEMAS/.complete" ]]; then
 fi
 python3 e2e/chart/openapi2jsonschema.py crds "$work/crd-schemas" crds/trimtab.dev.yaml >/dev/null
 
-# No schema here for prometheus-operator's and cert-manager's kinds: those are skipped, by name.
+# No schema here for prometheus-operator's and cert-manager's kinds: those are skipped, by name
+# (the PrometheusRule's rules are checked by promtool below).
 validate() { # validate FILE...
   kubeconform -strict -summary -exit-on-error=false -kubernetes-version "$K8S_VERSION" \
     -schema-location "$SCHEMAS/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
     -schema-location "$work/crd-schemas/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json" \
-    -skip ServiceMonitor,Certificate,Issuer "$@"
+    -skip ServiceMonitor,PrometheusRule,Certificate,Issuer "$@"
 }
 mkdir -p "$work/rendered"
 for set in "${values_sets[@]}"; do
@@ -153,6 +154,20 @@ done
 validate examples/*.yaml >&2 || die "kubeconform: examples/"
 log "kubeconform -strict: every rendering and every example valid"
 
-# ---------------------------------------------------------------- 4. the manifest policy test
+# ---------------------------------------------------------------- 4. the alerts
+# The rules file the PrometheusRule carries: valid for Prometheus, each alert fired by its unit
+# test, and the rendered PrometheusRule carries exactly that file.
+command -v promtool >/dev/null || die "promtool missing: it comes with Debian's prometheus package (e2e/cluster/tools.sh installs it)"
+promtool check rules "$CHART/files/prometheus-rules.yaml" >&2 || die "promtool check rules"
+(cd e2e/chart && promtool test rules prometheus-rules.test.yaml) >&2 || die "promtool test rules (e2e/chart/prometheus-rules.test.yaml)"
+helm template trimtab "$CHART" -n trimtab-system --set prometheus.rules.enabled=true --show-only templates/prometheusrule.yaml >"$work/rule.yaml"
+python3 - "$work/rule.yaml" "$CHART/files/prometheus-rules.yaml" <<'EOF' || die "the rendered PrometheusRule differs from files/prometheus-rules.yaml"
+import sys, yaml
+rendered, source = (yaml.safe_load(open(p)) for p in sys.argv[1:3])
+assert rendered["kind"] == "PrometheusRule" and rendered["spec"]["groups"] == source["groups"], "differ"
+EOF
+log "alerts: promtool check and unit tests pass; the PrometheusRule carries them"
+
+# ---------------------------------------------------------------- 5. the manifest policy test
 TRIMTAB_CHART_RENDERED="$work/rendered" cargo test --locked --quiet -p trimtab-e2e --test chart -- --ignored rendered ||
   die "the manifest policy test (e2e/tests/chart.rs)"

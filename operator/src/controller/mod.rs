@@ -19,6 +19,7 @@ use kube::{Api, Client};
 
 use crate::api::ScalingPolicy;
 use crate::metrics::MetricsSource;
+use telemetry::PolicyLabels;
 pub use telemetry::Telemetry;
 
 /// The one field manager of every write Trimtab makes.
@@ -82,6 +83,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     };
     let telemetry = ctx.telemetry.clone();
     telemetry.set_leading(true);
+    let sweeper = tokio::spawn(forget_deleted_policies(ctx.clone()));
     Controller::new(policies, watcher::Config::default().any_semantic())
         .with_config(kube::runtime::controller::Config::default().concurrency(MAX_CONCURRENT_ROUNDS))
         .graceful_shutdown_on(shutdown)
@@ -96,7 +98,30 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             }
         })
         .await;
+    sweeper.abort();
     telemetry.set_leading(false);
+}
+
+/// Every minute, the metric series of policies that no longer exist are removed.
+async fn forget_deleted_policies(ctx: Arc<Context>) {
+    let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every_minute.tick().await;
+        let existing = ctx
+            .caches
+            .policies
+            .state()
+            .iter()
+            .map(|p| PolicyLabels {
+                namespace: kube::ResourceExt::namespace(p.as_ref()).unwrap_or_default(),
+                policy: kube::ResourceExt::name_any(p.as_ref()),
+            })
+            .collect();
+        let forgotten = ctx.telemetry.forget_policies_except(&existing);
+        if forgotten > 0 {
+            tracing::debug!(forgotten, "removed the metric series of deleted policies");
+        }
+    }
 }
 
 /// A failed round is retried exponentially later, with jitter (see `backoff`).

@@ -164,6 +164,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     let labels = PolicyLabels { namespace: policy.namespace().unwrap_or_default(), policy: policy.name_any() };
     ctx.telemetry.desired_replicas.get_or_create(&labels).set(i64::from(decision.desired_replicas));
     ctx.telemetry.current_replicas.get_or_create(&labels).set(i64::from(current_replicas));
+    ctx.telemetry.record_decision(&labels, &rules, &decision);
     if let Some(cost) = decision.cost_per_hour {
         ctx.telemetry.cost_per_hour.get_or_create(&labels).set(cost);
     }
@@ -289,6 +290,8 @@ async fn report(
     flips: Vec<Flip>,
     scaled: Option<(Reason, String)>,
 ) -> Result<(), Error> {
+    let labels = PolicyLabels { namespace: policy.namespace().unwrap_or_default(), policy: policy.name_any() };
+    ctx.telemetry.record_conditions(&labels, &status.conditions);
     if status != *previous {
         let api: Api<ScalingPolicy> = Api::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
         let patch = serde_json::json!({

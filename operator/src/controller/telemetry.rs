@@ -1,7 +1,8 @@
 //! The operator's own metrics, and the HTTP endpoints /metrics, /healthz and /readyz.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -18,6 +19,8 @@ use prometheus_client::registry::Registry;
 
 use kube::runtime::reflector::Store;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
 use crate::api::ScalingPolicy;
 use crate::engine::Policy;
 
@@ -31,6 +34,25 @@ const STALL_AT_LEAST: Duration = Duration::from_secs(300);
 pub struct PolicyLabels {
     pub namespace: String,
     pub policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabels {
+    pub namespace: String,
+    pub policy: String,
+    pub condition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectiveLabels {
+    pub namespace: String,
+    pub policy: String,
+    pub objective: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,6 +76,16 @@ pub struct Telemetry {
     pub desired_replicas: Family<PolicyLabels, Gauge>,
     pub current_replicas: Family<PolicyLabels, Gauge>,
     pub cost_per_hour: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
+    pub min_replicas: Family<PolicyLabels, Gauge>,
+    pub max_replicas: Family<PolicyLabels, Gauge>,
+    /// 1 while the policy's condition is True, 0 while False or Unknown.
+    pub policy_condition: Family<ConditionLabels, Gauge>,
+    pub objective_value: Family<ObjectiveLabels, Gauge<f64, AtomicU64>>,
+    pub objective_target: Family<ObjectiveLabels, Gauge<f64, AtomicU64>>,
+    /// 1 on the replica that leads.
+    leader: Gauge,
+    /// The series each policy has, so that a deleted policy's can be removed.
+    series: Mutex<HashMap<PolicyLabels, PolicySeries>>,
     /// This replica holds the leader Lease and runs the controller.
     pub leading: AtomicBool,
     /// Unix seconds of the newest round that completed (well or not).
@@ -85,8 +117,30 @@ impl Default for Telemetry {
         registry.register("current_replicas", "Replicas the target had when observed", current_replicas.clone());
         let cost_per_hour = Family::<PolicyLabels, Gauge<f64, AtomicU64>>::default();
         registry.register("cost_per_hour", "Hourly cost of the desired replicas at pool prices", cost_per_hour.clone());
+        let min_replicas = Family::<PolicyLabels, Gauge>::default();
+        registry.register("min_replicas", "The policy's minReplicas", min_replicas.clone());
+        let max_replicas = Family::<PolicyLabels, Gauge>::default();
+        registry.register("max_replicas", "The policy's maxReplicas", max_replicas.clone());
+        let policy_condition = Family::<ConditionLabels, Gauge>::default();
+        registry.register("policy_condition", "1 while the policy's condition is True, else 0", policy_condition.clone());
+        let objective_value = Family::<ObjectiveLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register("objective_value", "The objective's last value (absent while it has none)", objective_value.clone());
+        let objective_target = Family::<ObjectiveLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register("objective_target", "The objective's target", objective_target.clone());
+        let leader = Gauge::default();
+        registry.register("leader", "1 on the replica that holds the leader Lease and runs the controller", leader.clone());
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
+        registry.register("build_info", "The running build, as its version label", build_info);
         Telemetry {
             registry,
+            min_replicas,
+            max_replicas,
+            policy_condition,
+            objective_value,
+            objective_target,
+            leader,
+            series: Mutex::new(HashMap::new()),
             reconcile_duration,
             reconcile_errors,
             decisions,
@@ -122,6 +176,77 @@ impl Telemetry {
             self.round_completed();
         }
         self.leading.store(leading, Ordering::Relaxed);
+        self.leader.set(i64::from(leading));
+    }
+
+    /// A policy's conditions, as `trimtab_policy_condition`.
+    pub fn record_conditions(&self, policy: &PolicyLabels, conditions: &[Condition]) {
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let known = series.entry(policy.clone()).or_default();
+        for condition in conditions {
+            let labels = ConditionLabels {
+                namespace: policy.namespace.clone(),
+                policy: policy.policy.clone(),
+                condition: condition.type_.clone(),
+            };
+            self.policy_condition.get_or_create(&labels).set(i64::from(condition.status == "True"));
+            known.conditions.insert(condition.type_.clone());
+        }
+    }
+
+    /// A policy's bounds and objectives, as of this round.
+    pub fn record_decision(&self, policy: &PolicyLabels, rules: &crate::engine::Policy, decision: &crate::engine::Decision) {
+        self.min_replicas.get_or_create(policy).set(i64::from(rules.min_replicas));
+        self.max_replicas.get_or_create(policy).set(i64::from(rules.max_replicas));
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let known = series.entry(policy.clone()).or_default();
+        for objective in &decision.objectives {
+            let labels = ObjectiveLabels {
+                namespace: policy.namespace.clone(),
+                policy: policy.policy.clone(),
+                objective: objective.name.clone(),
+            };
+            self.objective_target.get_or_create(&labels).set(objective.target);
+            match objective.value {
+                Some(value) => {
+                    self.objective_value.get_or_create(&labels).set(value);
+                }
+                // No value is no series, never a zero.
+                None => {
+                    self.objective_value.remove(&labels);
+                }
+            }
+            known.objectives.insert(objective.name.clone());
+        }
+    }
+
+    /// Removes every series of the policies not in `existing` (deleted ones), so that a cluster
+    /// that creates and deletes policies all day does not grow the operator's memory or its
+    /// scrape. Returns how many policies were forgotten.
+    pub fn forget_policies_except(&self, existing: &HashSet<PolicyLabels>) -> usize {
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let gone: Vec<PolicyLabels> = series.keys().filter(|p| !existing.contains(*p)).cloned().collect();
+        for policy in &gone {
+            let known = series.remove(policy).unwrap_or_default();
+            self.desired_replicas.remove(policy);
+            self.current_replicas.remove(policy);
+            self.cost_per_hour.remove(policy);
+            self.min_replicas.remove(policy);
+            self.max_replicas.remove(policy);
+            for condition in known.conditions {
+                self.policy_condition.remove(&ConditionLabels {
+                    namespace: policy.namespace.clone(),
+                    policy: policy.policy.clone(),
+                    condition,
+                });
+            }
+            for objective in known.objectives {
+                let labels = ObjectiveLabels { namespace: policy.namespace.clone(), policy: policy.policy.clone(), objective };
+                self.objective_value.remove(&labels);
+                self.objective_target.remove(&labels);
+            }
+        }
+        gone.len()
     }
 
     /// Why this replica is not healthy, if it is not: it leads, valid policies exist, and no round
@@ -148,6 +273,13 @@ impl Telemetry {
             )
         })
     }
+}
+
+/// The condition types and objective names a policy has series for.
+#[derive(Default)]
+struct PolicySeries {
+    conditions: HashSet<String>,
+    objectives: HashSet<String>,
 }
 
 fn unix_now() -> u64 {
@@ -186,6 +318,41 @@ async fn readyz(State(telemetry): State<Arc<Telemetry>>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn condition(type_: &str, status: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: "R".into(),
+            message: String::new(),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+            observed_generation: None,
+        }
+    }
+
+    #[test]
+    fn a_deleted_policys_series_leave_the_scrape_and_the_others_stay() {
+        let telemetry = Telemetry::default();
+        let policy = |name: &str| PolicyLabels { namespace: "shop".into(), policy: name.into() };
+        for name in ["kept", "deleted"] {
+            telemetry.desired_replicas.get_or_create(&policy(name)).set(3);
+            telemetry.record_conditions(&policy(name), &[condition("Ready", "True"), condition("SpotFallback", "False")]);
+        }
+        let scrape = telemetry.encode();
+        assert!(
+            scrape.contains(r#"trimtab_policy_condition{namespace="shop",policy="deleted",condition="Ready"} 1"#),
+            "{scrape}"
+        );
+        assert!(scrape.contains(r#"condition="SpotFallback"} 0"#), "{scrape}");
+        assert!(scrape.contains("trimtab_leader 0") && scrape.contains("trimtab_build_info{version="), "{scrape}");
+
+        let existing = HashSet::from([policy("kept")]);
+        assert_eq!(telemetry.forget_policies_except(&existing), 1);
+        let scrape = telemetry.encode();
+        assert!(!scrape.contains(r#"policy="deleted""#), "{scrape}");
+        assert!(scrape.contains(r#"trimtab_desired_replicas{namespace="shop",policy="kept"} 3"#), "{scrape}");
+        assert_eq!(telemetry.forget_policies_except(&existing), 0);
+    }
 
     #[test]
     fn a_standby_or_a_leader_without_policies_is_healthy_however_long_it_idles() {
