@@ -41,8 +41,8 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- tools
 TOOLS=$(bash e2e/cluster/tools.sh --print-path)
-if [[ ! -x "$TOOLS/helm" || ! -x "$TOOLS/kubeconform" || ! -x "$TOOLS/kubectl" ]]; then
-  log "helm, kubeconform or kubectl missing from $TOOLS: building them (e2e/cluster/tools.sh)"
+if [[ ! -x "$TOOLS/helm" || ! -x "$TOOLS/kubeconform" || ! -x "$TOOLS/kubectl" ]] || ! command -v promtool >/dev/null; then
+  log "helm, kubeconform, kubectl or promtool missing: installing them (e2e/cluster/tools.sh)"
   bash e2e/cluster/tools.sh
 fi
 helm() { "$TOOLS/helm" "$@"; }
