@@ -26,6 +26,7 @@ pub const MAX_COUNT: i32 = 100_000;
     status = "ScalingPolicyStatus",
     doc = "ScalingPolicy keeps a Deployment's service-level objectives met at the lowest cost its budget allows, and places its replicas on spot and on-demand capacity.",
     printcolumn(name = "Target", type_ = "string", json_path = ".spec.targetRef.name"),
+    printcolumn(name = "Targets", type_ = "string", json_path = ".status.targets"),
     printcolumn(name = "Min", type_ = "integer", json_path = ".spec.minReplicas"),
     printcolumn(name = "Max", type_ = "integer", json_path = ".spec.maxReplicas"),
     printcolumn(name = "Current", type_ = "integer", json_path = ".status.currentReplicas"),
@@ -33,6 +34,9 @@ pub const MAX_COUNT: i32 = 100_000;
     printcolumn(name = "Spot", type_ = "integer", json_path = ".status.placement.spot"),
     printcolumn(name = "Cost/h", type_ = "string", json_path = ".status.costPerHour"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.lastDecision.reason", priority = 1),
+    printcolumn(name = "Limited-By", type_ = "string", json_path = ".status.lastDecision.limitedBy", priority = 1),
+    printcolumn(name = "Last-Scale", type_ = "date", json_path = ".status.lastScaleTime", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must be less than or equal to maxReplicas").field_path(".minReplicas"))]
@@ -318,6 +322,13 @@ pub struct ScalingPolicyStatus {
     /// Each objective's last value against its target.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub objectives: Vec<ObjectiveStatus>,
+    /// The objectives in one line, as `kubectl get hpa` shows its TARGETS: "p99-latency 0.41/0.3,
+    /// rps-per-replica 412/50", the first two and "+N more".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<String>,
+    /// When Trimtab last changed the target's replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<Time>,
     /// The last decision and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision: Option<LastDecision>,

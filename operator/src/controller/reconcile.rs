@@ -159,6 +159,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         hold: &hold,
         spot,
         has_budget: rules.budget.is_some(),
+        scaled: applied_change != 0,
     };
     let (status, flips) = status::decided(&previous, &round, history);
     let labels = PolicyLabels { namespace: policy.namespace().unwrap_or_default(), policy: policy.name_any() };

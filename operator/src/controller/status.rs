@@ -27,6 +27,8 @@ pub struct Round<'a> {
     pub hold: &'a Hold,
     pub spot: SpotReport,
     pub has_budget: bool,
+    /// The target's replicas were changed this round.
+    pub scaled: bool,
 }
 
 /// Spot health and the pods actually on each pool, when the policy places replicas.
@@ -70,6 +72,10 @@ pub fn decided(previous: &ScalingPolicyStatus, round: &Round, history: crate::ap
     status.consecutive_failures =
         if decision.data == DataCompleteness::Complete { 0 } else { previous.consecutive_failures.saturating_add(1) };
     status.history = history;
+    status.targets = targets_line(&status.objectives);
+    if round.scaled {
+        status.last_scale_time = Some(Time(round.now));
+    }
 
     let message = decision.reasons.first().map(|s| s.message.clone()).unwrap_or_default();
     let last = LastDecision {
@@ -96,6 +102,27 @@ pub fn decided(previous: &ScalingPolicyStatus, round: &Round, history: crate::ap
     let wanted = wanted_conditions(round, &message);
     let flips = conditions::apply(&mut status.conditions, &wanted, round.generation, round.now);
     (status, flips)
+}
+
+/// How many objectives the one-line summary names before "+N more".
+const TARGETS_SHOWN: usize = 2;
+
+/// "p99-latency 0.41/0.3, rps 412/50 +1 more"; "<none>" for a value not read.
+fn targets_line(objectives: &[ObjectiveStatus]) -> Option<String> {
+    if objectives.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = objectives
+        .iter()
+        .take(TARGETS_SHOWN)
+        .map(|o| format!("{} {}/{}", o.name, o.value.as_deref().unwrap_or("<none>"), o.target))
+        .collect();
+    let more = objectives.len().saturating_sub(TARGETS_SHOWN);
+    let mut line = shown.join(", ");
+    if more > 0 {
+        line.push_str(&format!(" +{more} more"));
+    }
+    Some(line)
 }
 
 fn wanted_conditions(round: &Round, decision_message: &str) -> Vec<Wanted> {
@@ -238,7 +265,30 @@ mod tests {
             hold,
             spot: SpotReport { healthy: true, ..SpotReport::default() },
             has_budget: false,
+            scaled: false,
         }
+    }
+
+    #[test]
+    fn the_targets_line_reads_like_kubectl_get_hpa_and_a_scale_sets_the_last_scale_time() {
+        let d = decision(7, Reason::ObjectiveBreached, Reason::DesiredWithinRange);
+        let mut scaled = round(&d, &Hold::None, 30);
+        scaled.scaled = true;
+        let (status, _) = decided(&ScalingPolicyStatus::default(), &scaled, History::default());
+        assert_eq!(status.targets.as_deref(), Some("p99-latency 0.41/0.3"));
+        assert_eq!(status.last_scale_time.as_ref().map(|t| t.0.as_second()), Some(1_700_000_030));
+        let (quiet, _) = decided(&status, &round(&d, &Hold::None, 45), History::default());
+        assert_eq!(quiet.last_scale_time, status.last_scale_time, "a round that does not scale keeps it");
+
+        let objective = |name: &str, value: Option<&str>| ObjectiveStatus {
+            name: name.into(),
+            value: value.map(str::to_owned),
+            target: "1".into(),
+            state: ObjectiveState::Met,
+        };
+        let four = [objective("a", Some("2")), objective("b", None), objective("c", Some("1")), objective("d", Some("1"))];
+        assert_eq!(targets_line(&four).as_deref(), Some("a 2/1, b <none>/1 +2 more"));
+        assert_eq!(targets_line(&[]), None);
     }
 
     #[test]
