@@ -169,13 +169,20 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     if let Some(cost) = decision.cost_per_hour {
         ctx.telemetry.cost_per_hour.get_or_create(&labels).set(cost);
     }
-    let scaled = (applied_change != 0).then(|| {
-        let message = decision.reasons.first().map(|s| s.message.as_str()).unwrap_or_default();
-        (
+    let message = decision.reasons.first().map(|s| s.message.as_str()).unwrap_or_default();
+    let target = &policy.spec.target_ref.name;
+    let scaled = if applied_change != 0 {
+        Some((decision.reason, format!("Scaled {target} from {current_replicas} to {}: {message}", decision.desired_replicas)))
+    } else if hold == Hold::DryRun && change != 0 && previous.desired_replicas != Some(decision.desired_replicas) {
+        // What a real scale would have announced, once per new would-be count (the count is never
+        // applied, so announcing every round would repeat it every interval).
+        Some((
             decision.reason,
-            format!("Scaled {} from {current_replicas} to {}: {message}", policy.spec.target_ref.name, decision.desired_replicas),
-        )
-    });
+            format!("Would scale {target} from {current_replicas} to {} (mode: DryRun): {message}", decision.desired_replicas),
+        ))
+    } else {
+        None
+    };
     report(ctx, policy, &previous, status, flips, scaled).await?;
     // Rebalance, after status says where new pods go (the webhook reads it): replace doomed spot
     // pods, then move one pod per round towards the target split.
