@@ -41,6 +41,9 @@ pub struct RunArgs {
     /// Prometheus queries in flight at once, over all policies.
     #[arg(long, env = "PROMETHEUS_MAX_CONCURRENCY", default_value_t = crate::metrics::DEFAULT_MAX_CONCURRENCY)]
     pub prometheus_max_concurrency: usize,
+    /// Logs as JSON lines (for log pipelines) or as text (for people).
+    #[arg(long, env = "TRIMTAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
     /// Reconcile ScalingPolicies in this namespace only (the chart's namespaced mode); all when empty.
     #[arg(long, env = "WATCH_NAMESPACE", default_value = "")]
     pub namespace: String,
@@ -81,6 +84,12 @@ pub struct RunArgs {
     pub identity: Option<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("Prometheus settings: {0}")]
@@ -109,10 +118,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn run(args: RunArgs) -> Result<(), RunError> {
     // One rustls crypto provider for kube and reqwest; a second install is a no-op.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into());
+    match args.log_format {
+        LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(RunError::Runtime)?;
     runtime.block_on(serve(args))
 }

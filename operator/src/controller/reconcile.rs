@@ -133,7 +133,18 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     let mut applied_change = 0;
     if hold == Hold::None && change != 0 {
         match write_scale(ctx, policy, observed.resource_version.clone(), decision.desired_replicas).await {
-            Ok(()) => applied_change = change,
+            Ok(()) => {
+                applied_change = change;
+                tracing::info!(
+                    policy = %policy.name_any(),
+                    namespace = ?policy.namespace(),
+                    from = current_replicas,
+                    to = decision.desired_replicas,
+                    reason = %decision.reason,
+                    limited_by = %decision.limited_by,
+                    "scaled"
+                );
+            }
             Err(Error::Kube(kube::Error::Api(status))) if status.code == 409 => return Ok(Action::requeue(CONFLICT_RETRY)),
             Err(error) => {
                 publish(
