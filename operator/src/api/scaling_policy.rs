@@ -326,6 +326,10 @@ pub struct ScalingPolicyStatus {
     /// rps-per-replica 412/50", the first two and "+N more".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<String>,
+    /// The UID of the target the history belongs to: a Deployment deleted and created again under
+    /// the same name starts with no history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_uid: Option<String>,
     /// When Trimtab last changed the target's replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale_time: Option<Time>,

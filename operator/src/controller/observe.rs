@@ -21,6 +21,8 @@ pub struct Observed {
     pub replicas: i32,
     /// The target's resourceVersion as cached: the scale write's precondition.
     pub resource_version: Option<String>,
+    /// The target's UID: a Deployment deleted and created again under the same name is another one.
+    pub target_uid: Option<String>,
     /// The target's Ready replicas.
     pub ready_replicas: i32,
     pub pricing: Pricing,
@@ -91,7 +93,8 @@ pub async fn observe(ctx: &Context, policy: &ScalingPolicy, rules: &Policy) -> R
     let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let ready_replicas = deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
     let resource_version = deployment.resource_version();
-    Ok(Ok(Observed { replicas, resource_version, ready_replicas, pricing, conflict, samples, placement }))
+    let target_uid = deployment.uid();
+    Ok(Ok(Observed { replicas, resource_version, target_uid, ready_replicas, pricing, conflict, samples, placement }))
 }
 
 /// One replica's requests, summed over the pod template's containers.

@@ -102,6 +102,14 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         }
     };
     let current_replicas = observed.replicas;
+    // A target deleted and created again under the same name is a new workload: the old one's
+    // recommendations and scale events must not hold or pace it.
+    let history = if previous.target_uid.is_some() && previous.target_uid != observed.target_uid {
+        tracing::info!(policy = %policy.name_any(), namespace = ?policy.namespace(), "the target was recreated: starting a new history");
+        crate::api::History::default()
+    } else {
+        previous.history.clone()
+    };
     let (spot, doomed) = spot_report(&rules, &previous, observed.placement.as_ref(), now);
     let spot_healthy = spot.healthy;
     let current = Current {
@@ -113,7 +121,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     };
 
     // Decide.
-    let decision = engine::decide(&rules, &observed.samples, &current, &previous.history, now);
+    let decision = engine::decide(&rules, &observed.samples, &current, &history, now);
     ctx.telemetry
         .decisions
         .get_or_create(&DecisionLabels { reason: decision.reason.to_string(), limited_by: decision.limited_by.to_string() })
@@ -161,7 +169,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     }
 
     // Report.
-    let history = engine::remember(&previous.history, &rules, now, decision.recommendation, applied_change);
+    let history = engine::remember(&history, &rules, now, decision.recommendation, applied_change);
     let round = Round {
         generation,
         now,
@@ -172,7 +180,8 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         has_budget: rules.budget.is_some(),
         scaled: applied_change != 0,
     };
-    let (status, flips) = status::decided(&previous, &round, history);
+    let (mut status, flips) = status::decided(&previous, &round, history);
+    status.target_uid = observed.target_uid.clone();
     let labels = PolicyLabels { namespace: policy.namespace().unwrap_or_default(), policy: policy.name_any() };
     ctx.telemetry.desired_replicas.get_or_create(&labels).set(i64::from(decision.desired_replicas));
     ctx.telemetry.current_replicas.get_or_create(&labels).set(i64::from(current_replicas));
