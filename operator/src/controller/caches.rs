@@ -105,7 +105,16 @@ fn watch<K>(api: Api<K>, strip: fn(&mut K)) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
-    let writer = Writer::default();
+    watch_with(api, (), strip)
+}
+
+/// [`watch`] for a kind known only at run time (`dyntype` says which).
+fn watch_with<K>(api: Api<K>, dyntype: K::DynamicType, strip: fn(&mut K)) -> Store<K>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone + Send + Sync,
+{
+    let writer = Writer::new(dyntype);
     let store = writer.as_reader();
     let stream = watcher(api, watcher::Config::default().any_semantic()).default_backoff().modify(strip);
     tokio::spawn(reflector::reflector(writer, stream).for_each(|_| async {}));
@@ -126,11 +135,7 @@ async fn scaled_objects(client: &Client, namespace: Option<&str>) -> Result<Opti
         Err(kube::Error::Api(status)) if status.code == 404 || status.code == 403 => return Ok(None),
         Err(error) => return Err(error.into()),
     }
-    let writer = Writer::new(resource);
-    let store = writer.as_reader();
-    let stream = watcher(api, watcher::Config::default().any_semantic()).default_backoff().modify(strip);
-    tokio::spawn(reflector::reflector(writer, stream).for_each(|_| async {}));
-    Ok(Some(store))
+    Ok(Some(watch_with(api, resource, strip)))
 }
 
 /// What no object's reader needs: the field managers' bookkeeping and kubectl's copy of the object.

@@ -107,16 +107,7 @@ async fn forget_deleted_policies(ctx: Arc<Context>) {
     let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         every_minute.tick().await;
-        let existing = ctx
-            .caches
-            .policies
-            .state()
-            .iter()
-            .map(|p| PolicyLabels {
-                namespace: kube::ResourceExt::namespace(p.as_ref()).unwrap_or_default(),
-                policy: kube::ResourceExt::name_any(p.as_ref()),
-            })
-            .collect();
+        let existing = ctx.caches.policies.state().iter().map(|p| PolicyLabels::of(p)).collect();
         let forgotten = ctx.telemetry.forget_policies_except(&existing);
         if forgotten > 0 {
             tracing::debug!(forgotten, "removed the metric series of deleted policies");

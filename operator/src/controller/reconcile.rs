@@ -182,13 +182,8 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     };
     let (mut status, flips) = status::decided(&previous, &round, history);
     status.target_uid = observed.target_uid.clone();
-    let labels = PolicyLabels { namespace: policy.namespace().unwrap_or_default(), policy: policy.name_any() };
-    ctx.telemetry.desired_replicas.get_or_create(&labels).set(i64::from(decision.desired_replicas));
-    ctx.telemetry.current_replicas.get_or_create(&labels).set(i64::from(current_replicas));
-    ctx.telemetry.record_decision(&labels, &rules, &decision);
-    if let Some(cost) = decision.cost_per_hour {
-        ctx.telemetry.cost_per_hour.get_or_create(&labels).set(cost);
-    }
+    let labels = PolicyLabels::of(policy);
+    ctx.telemetry.record_decision(&labels, &rules, current_replicas, &decision);
     let message = decision.reasons.first().map(|s| s.message.as_str()).unwrap_or_default();
     let target = &policy.spec.target_ref.name;
     let scaled = if applied_change != 0 {
@@ -318,7 +313,7 @@ async fn report(
     flips: Vec<Flip>,
     scaled: Option<(Reason, String)>,
 ) -> Result<(), Error> {
-    let labels = PolicyLabels { namespace: policy.namespace().unwrap_or_default(), policy: policy.name_any() };
+    let labels = PolicyLabels::of(policy);
     ctx.telemetry.record_conditions(&labels, &status.conditions);
     if status != *previous {
         let api: Api<ScalingPolicy> = Api::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());

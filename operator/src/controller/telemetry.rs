@@ -36,6 +36,23 @@ pub struct PolicyLabels {
     pub policy: String,
 }
 
+impl PolicyLabels {
+    pub fn of(policy: &ScalingPolicy) -> PolicyLabels {
+        PolicyLabels {
+            namespace: kube::ResourceExt::namespace(policy).unwrap_or_default(),
+            policy: kube::ResourceExt::name_any(policy),
+        }
+    }
+
+    fn condition(&self, condition: &str) -> ConditionLabels {
+        ConditionLabels { namespace: self.namespace.clone(), policy: self.policy.clone(), condition: condition.to_owned() }
+    }
+
+    fn objective(&self, objective: &str) -> ObjectiveLabels {
+        ObjectiveLabels { namespace: self.namespace.clone(), policy: self.policy.clone(), objective: objective.to_owned() }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConditionLabels {
     pub namespace: String,
@@ -184,28 +201,25 @@ impl Telemetry {
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         let known = series.entry(policy.clone()).or_default();
         for condition in conditions {
-            let labels = ConditionLabels {
-                namespace: policy.namespace.clone(),
-                policy: policy.policy.clone(),
-                condition: condition.type_.clone(),
-            };
+            let labels = policy.condition(&condition.type_);
             self.policy_condition.get_or_create(&labels).set(i64::from(condition.status == "True"));
             known.conditions.insert(condition.type_.clone());
         }
     }
 
-    /// A policy's bounds and objectives, as of this round.
-    pub fn record_decision(&self, policy: &PolicyLabels, rules: &crate::engine::Policy, decision: &crate::engine::Decision) {
+    /// A policy's replicas, cost, bounds and objectives, as of this round.
+    pub fn record_decision(&self, policy: &PolicyLabels, rules: &Policy, current: i32, decision: &crate::engine::Decision) {
+        self.desired_replicas.get_or_create(policy).set(i64::from(decision.desired_replicas));
+        self.current_replicas.get_or_create(policy).set(i64::from(current));
+        if let Some(cost) = decision.cost_per_hour {
+            self.cost_per_hour.get_or_create(policy).set(cost);
+        }
         self.min_replicas.get_or_create(policy).set(i64::from(rules.min_replicas));
         self.max_replicas.get_or_create(policy).set(i64::from(rules.max_replicas));
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         let known = series.entry(policy.clone()).or_default();
         for objective in &decision.objectives {
-            let labels = ObjectiveLabels {
-                namespace: policy.namespace.clone(),
-                policy: policy.policy.clone(),
-                objective: objective.name.clone(),
-            };
+            let labels = policy.objective(&objective.name);
             self.objective_target.get_or_create(&labels).set(objective.target);
             match objective.value {
                 Some(value) => {
@@ -234,11 +248,7 @@ impl Telemetry {
             self.min_replicas.remove(policy);
             self.max_replicas.remove(policy);
             for condition in known.conditions {
-                self.policy_condition.remove(&ConditionLabels {
-                    namespace: policy.namespace.clone(),
-                    policy: policy.policy.clone(),
-                    condition,
-                });
+                self.policy_condition.remove(&policy.condition(&condition));
             }
             for objective in known.objectives {
                 let labels = ObjectiveLabels { namespace: policy.namespace.clone(), policy: policy.policy.clone(), objective };
