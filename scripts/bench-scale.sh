@@ -4,7 +4,8 @@
 # release `trimtab run` (webhook and leader election off). After a warm-up it measures, over
 # BENCH_SECONDS (default 120):
 #   - the operator's RSS (peak over the whole run, and the mean of the window) and CPU share;
-#   - the share of policies evaluated within two intervals (their newest recommendation in status);
+#   - the share of policies evaluated within two intervals (the operator's
+#     trimtab_last_decision_timestamp_seconds: status is not written by a quiet round);
 #   - API requests/s by verb and resource, from the API server's own apiserver_request_total
 #     (every client's: the operator's are the scalingpolicies and deployments/scale rows);
 #   - Prometheus queries/s, from Prometheus's own prometheus_http_requests_total.
@@ -101,25 +102,24 @@ api_counters() { kubectl get --raw /metrics | grep -E '^apiserver_request_total\
 prom_queries() {
   curl -fsS "$PROMETHEUS_URL/metrics" | awk '/^prometheus_http_requests_total\{.*handler="\/api\/v1\/query"/ {s += $NF} END {print s + 0}'
 }
-evaluated_share() { # policies whose newest recommendation is within two intervals
-  kubectl get scalingpolicies -A -o json | python3 -c '
-import json, sys, datetime
-interval = float(sys.argv[1]); items = json.load(sys.stdin)["items"]
-now = datetime.datetime.now(datetime.timezone.utc)
-def recent(p):
-    recs = (p.get("status") or {}).get("history", {}).get("recommendations") or []
-    if not recs: return False
-    t = datetime.datetime.fromisoformat(recs[-1]["time"].replace("Z", "+00:00"))
-    return (now - t).total_seconds() <= 2 * interval
-print(f"{sum(map(recent, items))} {len(items)}")' "$INTERVAL_S"
+evaluated_share() { # policies whose newest decided round is within two intervals (the operator's own gauge)
+  local total
+  total=$(kubectl get scalingpolicies -A --no-headers 2>/dev/null | wc -l)
+  curl -fsS "http://$metrics_addr/metrics" 2>/dev/null | python3 -c '
+import sys, time
+interval, total = float(sys.argv[1]), int(sys.argv[2]); now = time.time()
+recent = sum(1 for line in sys.stdin
+             if line.startswith("trimtab_last_decision_timestamp_seconds{") and now - float(line.split()[-1]) <= 2 * interval)
+print(f"{recent} {total}")' "$INTERVAL_S" "$total" || echo "0 $total"
 }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$operator_pid/status"; }
 hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$operator_pid/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$operator_pid/stat"; }
 
-log "starting the operator"
+metrics_addr=127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+log "starting the operator (metrics on $metrics_addr)"
 RUST_LOG=warn "$bin" run --prometheus-url "$PROMETHEUS_URL" --webhook false --leader-elect false \
-  --metrics-addr 127.0.0.1:0 >"$work/operator.log" 2>&1 &
+  --metrics-addr "$metrics_addr" >"$work/operator.log" 2>&1 &
 operator_pid=$!
 
 # Warm-up: until 99 % of the policies are evaluated within two intervals, or five minutes.

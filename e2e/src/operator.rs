@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 pub struct Operator {
     child: Child,
     pub log: PathBuf,
+    /// Where it serves /metrics.
+    metrics_port: u16,
 }
 
 impl Operator {
@@ -44,8 +46,10 @@ impl Operator {
         if let Some(kubeconfig) = &chart_identity {
             command.env("KUBECONFIG", kubeconfig);
         }
+        let metrics_port = crate::placement::free_port();
+        let metrics_addr = format!("127.0.0.1:{metrics_port}");
         let child = command
-            .args(["run", "--namespace", namespace, "--prometheus-url", prometheus_url, "--metrics-addr", "127.0.0.1:0"])
+            .args(["run", "--namespace", namespace, "--prometheus-url", prometheus_url, "--metrics-addr", &metrics_addr])
             .args(["--prometheus-timeout", "2s", "--leader-election-namespace", &lease_namespace])
             .args(["--webhook", if webhook { "true" } else { "false" }])
             .args(extra)
@@ -54,7 +58,20 @@ impl Operator {
             .stderr(Stdio::from(log_file))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {} (build it with cargo build -p trimtab): {e}", binary.display()));
-        Operator { child, log }
+        Operator { child, log, metrics_port }
+    }
+
+    /// When this operator's newest round for policy `namespace/name` decided (Unix seconds), from
+    /// its `trimtab_last_decision_timestamp_seconds`; none before its first round. A quiet round
+    /// writes no status, so this, not status, says that rounds go on.
+    pub async fn last_decision(&self, namespace: &str, name: &str) -> Option<i64> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await.ok()?;
+        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.ok()?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body).await.ok()?;
+        let series = format!("trimtab_last_decision_timestamp_seconds{{namespace=\"{namespace}\",policy=\"{name}\"}}");
+        body.lines().find_map(|line| line.strip_prefix(&series)).and_then(|value| value.trim().parse().ok())
     }
 
     /// Kills the process at once (SIGKILL): no graceful shutdown, no lease release.

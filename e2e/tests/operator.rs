@@ -183,7 +183,7 @@ async fn an_hpa_on_the_same_deployment_sets_conflict_and_trimtab_stops_writing()
         }))
         .expect("a valid HPA");
         Api::<HorizontalPodAutoscaler>::namespaced(env.client.clone(), &ns).create(&PostParams::default(), &hpa).await.expect("create the HPA");
-        let _operator = Operator::start(&ns, &env.prometheus_url);
+        let operator = Operator::start(&ns, &env.prometheus_url);
         apply(&env.client, &ns, "web", latency_policy(&ns, "web", json!({}))).await;
 
         let policy = wait_condition(&env.client, &ns, "web", "Conflict", "True", Some("ConflictingAutoscaler"), Duration::from_secs(90)).await;
@@ -192,9 +192,8 @@ async fn an_hpa_on_the_same_deployment_sets_conflict_and_trimtab_stops_writing()
         let conflict_seen = jiff::Timestamp::now();
         let four_intervals = jiff::SignedDuration::try_from(4 * INTERVAL).expect("a small duration");
         eventually("the operator to decide four intervals past the conflict", Duration::from_secs(120), || async {
-            let newest = get(&env.client, &ns, "web").await.status.and_then(|s| s.history.recommendations.last().map(|r| r.time.0));
-            match newest {
-                Some(t) if t >= conflict_seen + four_intervals => Ok(()),
+            match operator.last_decision(&ns, "web").await {
+                Some(t) if t >= (conflict_seen + four_intervals).as_second() => Ok(()),
                 other => Err(format!("newest round at {other:?}")),
             }
         })

@@ -76,14 +76,14 @@ async fn with_two_replicas_the_standby_takes_over_within_the_lease_duration() {
             lease.spec.and_then(|s| s.holder_identity).filter(|h| !h.is_empty()).ok_or_else(|| "no holder".to_owned())
         };
         let leader = eventually("a leader", Duration::from_secs(90), holder).await;
-        let last_round =
-            |policy: trimtab::api::ScalingPolicy| policy.status.and_then(|s| s.history.recommendations.last().map(|r| r.time.0));
-        let before = eventually("the leader to reconcile", Duration::from_secs(90), || async {
-            last_round(get(&env.client, &ns, "web").await).ok_or_else(|| "no round yet".to_owned())
+        let by_identity = |identity: &str| if identity == "replica-a" { &a } else { &b };
+        eventually("the leader to reconcile", Duration::from_secs(90), || async {
+            by_identity(&leader).last_decision(&ns, "web").await.ok_or_else(|| "no round yet".to_owned())
         })
         .await;
 
         let killed = Instant::now();
+        let killed_at = jiff::Timestamp::now().as_second();
         if leader == "replica-a" {
             a.kill()
         } else {
@@ -98,10 +98,11 @@ async fn with_two_replicas_the_standby_takes_over_within_the_lease_duration() {
         .await;
         let takeover = killed.elapsed();
         eprintln!("leader {leader} killed; {next} took over after {takeover:?}");
+        let survivor = if leader == "replica-a" { &b } else { &a };
         eventually("the new leader to reconcile", Duration::from_secs(90), || async {
-            match last_round(get(&env.client, &ns, "web").await) {
-                Some(t) if t > before => Ok(()),
-                other => Err(format!("last round {other:?}")),
+            match survivor.last_decision(&ns, "web").await {
+                Some(t) if t >= killed_at => Ok(()),
+                other => Err(format!("the new leader's newest round at {other:?}")),
             }
         })
         .await;

@@ -29,7 +29,7 @@ fn bench_decide(c: &mut Criterion) {
     // Twenty rounds of history, 15 s apart: what a five-minute scale-down window holds.
     let history = History {
         recommendations: (1..=20)
-            .map(|i| Recommendation { time: Time(now - SignedDuration::from_secs(15 * i)), replicas: 8 + (i % 3) as i32 })
+            .map(|i| Recommendation::at(Time(now - SignedDuration::from_secs(15 * i)), 8 + (i % 3) as i32))
             .collect(),
         scale_events: vec![ScaleEvent::applied(Time(now - SignedDuration::from_secs(10)), 2)],
     };

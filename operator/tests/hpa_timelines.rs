@@ -498,6 +498,8 @@ fn run(timeline: &Timeline, fidelity: Fidelity) -> Vec<Round> {
     let mut model = hpa::Controller::new(fidelity);
     let mut history = History::default();
     let mut pruned = History::default();
+    // What the operator remembers without writing it: the time of the policy's previous round.
+    let mut last_round: Option<Timestamp> = None;
     let mut replicas = timeline.start;
     let mut now = 0i64;
     let mut rounds = Vec::new();
@@ -508,7 +510,8 @@ fn run(timeline: &Timeline, fidelity: Fidelity) -> Vec<Round> {
         let outcome = model.reconcile(&timeline.spec, &usages, replicas, now);
         let obs = observations(&timeline.spec, &usages);
         let decision = engine::decide(&policy, &obs, &current(replicas), &history, at(now));
-        let from_pruned = engine::decide(&policy, &obs, &current(replicas), &pruned, at(now));
+        let from_pruned =
+            engine::decide(&policy, &obs, &current(replicas), &engine::recall(&pruned, last_round, at(now)), at(now));
         rounds.push(Round {
             at: now,
             current: replicas,
@@ -519,11 +522,12 @@ fn run(timeline: &Timeline, fidelity: Fidelity) -> Vec<Round> {
             pruned_desired: from_pruned.desired_replicas,
         });
         let change = decision.desired_replicas - replicas;
-        history.recommendations.push(Recommendation { time: Time(at(now)), replicas: decision.recommendation });
+        history.recommendations.push(Recommendation::at(Time(at(now)), decision.recommendation));
         if change != 0 {
             history.scale_events.push(ScaleEvent::applied(Time(at(now)), change));
         }
-        pruned = engine::remember(&pruned, &policy, at(now), decision.recommendation, change);
+        pruned = engine::remember(&pruned, last_round, &policy, at(now), decision.recommendation, change);
+        last_round = Some(at(now));
         pruned = serde_json::from_value(serde_json::to_value(&pruned).expect("history serializes")).expect("history reads back");
         // The target follows the decision; the model follows its own, so a divergence shows once.
         if outcome.desired != decision.desired_replicas {
@@ -653,6 +657,107 @@ proptest! {
     }
 }
 
+/// A process that restarts before some rounds: status (the runs, read back from JSON) survives,
+/// the memory of the previous round does not. Every round must decide as the whole per-round
+/// history does, with one documented difference: the count recommended when the process stopped
+/// counts as recommended until the first round of the new process (an entry of it at that round).
+/// When the count is the same again that entry changes nothing; when it changes, the superseded
+/// count is held at most that much longer than HPA would, never shorter.
+fn check_restarts(timeline: &Timeline, restarts: &[bool]) -> Result<(), String> {
+    let policy = policy_of(&timeline.trimtab_spec());
+    let mut whole = History::default();
+    let mut status = History::default();
+    let mut last_round: Option<Timestamp> = None;
+    let mut replicas = timeline.start;
+    let mut now = 0i64;
+    for (i, (step, load)) in timeline.rounds.iter().enumerate() {
+        now += step;
+        if restarts.get(i).copied().unwrap_or(false) {
+            last_round = None;
+            if let Some(open) = status.recommendations.last() {
+                whole.recommendations.push(Recommendation::at(Time(at(now)), open.replicas));
+            }
+        }
+        let usages: Vec<i64> =
+            timeline.spec.metrics.iter().zip(load).map(|(&target, &pct)| Timeline::usage(target, pct, replicas)).collect();
+        let obs = observations(&timeline.spec, &usages);
+        let expected = engine::decide(&policy, &obs, &current(replicas), &whole, at(now));
+        let recalled = engine::recall(&status, last_round, at(now));
+        let decision = engine::decide(&policy, &obs, &current(replicas), &recalled, at(now));
+        if decision.desired_replicas != expected.desired_replicas || decision.recommendation != expected.recommendation {
+            return Err(format!(
+                "round {i} (t={now}s, current {replicas}, usages {usages:?}): the whole history decides {} (recommendation {}), the restarted process {} (recommendation {})\nstatus: {}\nspec: {}",
+                expected.desired_replicas,
+                expected.recommendation,
+                decision.desired_replicas,
+                decision.recommendation,
+                serde_json::to_string(&recalled).unwrap_or_default(),
+                timeline.trimtab_spec()
+            ));
+        }
+        let change = decision.desired_replicas - replicas;
+        whole.recommendations.push(Recommendation::at(Time(at(now)), decision.recommendation));
+        if change != 0 {
+            whole.scale_events.push(ScaleEvent::applied(Time(at(now)), change));
+        }
+        status = engine::remember(&status, last_round, &policy, at(now), decision.recommendation, change);
+        status = serde_json::from_value(serde_json::to_value(&status).expect("history serializes")).expect("history reads back");
+        last_round = Some(at(now));
+        replicas = decision.desired_replicas;
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(common::proptest_config(1000))]
+
+    /// A restart (status kept, memory lost) at any rounds decides as the whole history does, the
+    /// count current at the restart held until the new process's first round.
+    #[test]
+    fn a_restarted_operator_decides_like_the_whole_history(
+        timeline in arb_timeline(),
+        restarts in prop::collection::vec(prop::bool::weighted(0.2), 40),
+    ) {
+        if let Err(message) = check_restarts(&timeline, &restarts) {
+            return Err(TestCaseError::fail(message));
+        }
+    }
+}
+
+/// A flat load: after the first round, rounds recommend the same count again and the history in
+/// status is the same, byte for byte, so a quiet policy writes nothing; the one run it holds still
+/// stabilizes a later drop for the whole window.
+#[test]
+fn a_flat_load_leaves_the_history_byte_identical_round_after_round() {
+    let spec = hpa::Spec {
+        min: 1,
+        max: 20,
+        metrics: vec![Target::AverageValue(1000)],
+        up: Rules::default_up(),
+        down: Rules::default_down(),
+    };
+    let mut rounds: Vec<(i64, Vec<u32>)> = (0..400).map(|_| (15, vec![100])).collect();
+    rounds.extend((0..30).map(|_| (15, vec![40])));
+    let t = Timeline { spec, up_given: false, down_given: false, start: 6, rounds };
+    check(&t, CONTRACT, true).unwrap();
+    let policy = policy_of(&t.trimtab_spec());
+    let mut history = History::default();
+    let mut written = Vec::new();
+    let mut last_round = None;
+    for i in 0..400 {
+        let now = at(15 * (i + 1));
+        let usages = [Timeline::usage(Target::AverageValue(1000), 100, 6)];
+        let recalled = engine::recall(&history, last_round, now);
+        let decision = engine::decide(&policy, &observations(&t.spec, &usages), &current(6), &recalled, now);
+        assert_eq!(decision.desired_replicas, 6);
+        history = engine::remember(&history, last_round, &policy, now, decision.recommendation, decision.desired_replicas - 6);
+        last_round = Some(now);
+        written.push(serde_json::to_string(&history).expect("history serializes"));
+    }
+    assert!(written.iter().all(|w| *w == written[0]), "the history changed during a flat load: {:?}", written.last());
+    assert_eq!(history.recommendations.len(), 1);
+}
+
 // ---- Fixed timelines ----
 
 fn timeline(spec: hpa::Spec, start: i32, rounds: &[(i64, u32)]) -> Timeline {
@@ -740,8 +845,16 @@ fn a_history_kept_for_a_day_of_flapping_stays_as_small_as_hpas_lists() {
     for (i, (_, load)) in t.rounds.iter().enumerate() {
         let now = 15 * (i as i64 + 1);
         let usages = [Timeline::usage(Target::AverageValue(1000), load[0], replicas)];
-        let decision = engine::decide(&policy, &observations(&t.spec, &usages), &current(replicas), &history, at(now));
-        history = engine::remember(&history, &policy, at(now), decision.recommendation, decision.desired_replicas - replicas);
+        let recalled = engine::recall(&history, Some(at(now - 15)), at(now));
+        let decision = engine::decide(&policy, &observations(&t.spec, &usages), &current(replicas), &recalled, at(now));
+        history = engine::remember(
+            &history,
+            Some(at(now - 15)),
+            &policy,
+            at(now),
+            decision.recommendation,
+            decision.desired_replicas - replicas,
+        );
         replicas = decision.desired_replicas;
     }
     assert!(history.recommendations.len() <= 120 / 15, "{} recommendations", history.recommendations.len());

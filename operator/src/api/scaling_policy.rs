@@ -408,7 +408,12 @@ pub struct LastDecision {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct History {
-    /// Unstabilized recommendations, newest last, as long as a stabilization window needs them.
+    /// Unstabilized recommendations as runs, newest last, as long as a stabilization window needs
+    /// them: an entry is one recommended count, from the round at `time` through the round at
+    /// `until`. A new entry starts only when the recommended count changes, so a quiet round changes
+    /// nothing here. The newest entry is still being recommended (its `until` is filled in when the
+    /// next count supersedes it); an entry without `until` is a single round (so a plain per-round
+    /// log, newest last, works too).
     #[serde(default)]
     pub recommendations: Vec<Recommendation>,
     /// Applied replica changes (signed), as HPA holds them: one slot per remembered event, a new
@@ -420,8 +425,26 @@ pub struct History {
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Recommendation {
+    /// The first round that recommended this count.
     pub time: Time,
     pub replicas: i32,
+    /// The last round that recommended it, when later than `time`. HPA counts a recommendation
+    /// inside a stabilization window when this round is, so it is the last round itself, not the one
+    /// that superseded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Time>,
+}
+
+impl Recommendation {
+    /// One round's recommendation.
+    pub fn at(time: Time, replicas: i32) -> Recommendation {
+        Recommendation { time, replicas, until: None }
+    }
+
+    /// The last round that recommended this count.
+    pub fn last_seen(&self) -> &Time {
+        self.until.as_ref().unwrap_or(&self.time)
+    }
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -126,6 +126,9 @@ pub fn decide_text(source_name: &str, text: &str) -> Result<Decision, CliError> 
         if recommendation.replicas < 0 {
             return Err(field_error(&format!("history.recommendations[{i}].replicas"), "must be 0 or more".into()).into());
         }
+        if recommendation.until.as_ref().is_some_and(|until| until.0 < recommendation.time.0) {
+            return Err(field_error(&format!("history.recommendations[{i}].until"), "must not be before time".into()).into());
+        }
     }
 
     let requests = match &situation.pod_requests {

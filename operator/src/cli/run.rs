@@ -233,12 +233,7 @@ async fn start_webhook(args: &RunArgs, client: &kube::Client, caches: &Caches) -
             cert
         }
     };
-    let state = std::sync::Arc::new(webhook::WebhookState::new(
-        caches.policies.clone(),
-        caches.pods.clone(),
-        caches.nodes.clone(),
-        caches.pools.clone(),
-    ));
+    let state = std::sync::Arc::new(webhook::WebhookState::new(caches.clone()));
     webhook::serve(args.webhook_addr, &cert, state).await?;
     Ok(())
 }

@@ -7,18 +7,23 @@
 //! (`managedFields`, last-applied annotations, most of a pod's spec and status, a node's status), so
 //! memory follows the number of objects, not their size.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Node, NodeSpec, Pod, PodSpec, PodStatus};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
-use kube::runtime::reflector::{self, Store, store::Writer};
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::mpsc;
 
+use super::index::{TargetIndex, target_key};
 use crate::api::{CapacityPool, ScalingPolicy};
+use crate::placement::webhook::deployment_of;
 
 /// The annotation `kubectl apply` writes: a whole copy of the object, read by no decision.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -36,6 +41,155 @@ pub struct Caches {
     pub pools: Store<CapacityPool>,
     pub pods: Store<Pod>,
     pub nodes: Store<Node>,
+    /// The policies, HPAs, ScaledObjects and pods of each target.
+    pub by_target: Arc<ByTarget>,
+    /// Where a change to a policy's spec, its target or a competing autoscaler is announced.
+    pub wakes: Wakes,
+}
+
+/// Indexes by target (`namespace/deployment`), kept from the caches' watch events.
+pub struct ByTarget {
+    pub policies: TargetIndex<ScalingPolicy>,
+    pub hpas: TargetIndex<HorizontalPodAutoscaler>,
+    pub scaled_objects: TargetIndex<DynamicObject>,
+    pub pods: TargetIndex<Pod>,
+}
+
+impl Default for ByTarget {
+    fn default() -> Self {
+        ByTarget {
+            policies: TargetIndex::new(policy_target),
+            hpas: TargetIndex::new(hpa_target),
+            scaled_objects: TargetIndex::new(scaled_object_target),
+            pods: TargetIndex::new(pod_target),
+        }
+    }
+}
+
+fn policy_target(policy: &ScalingPolicy) -> Option<String> {
+    Some(target_key(&policy.namespace()?, &policy.spec.target_ref.name))
+}
+
+fn hpa_target(hpa: &HorizontalPodAutoscaler) -> Option<String> {
+    let reference = &hpa.spec.as_ref()?.scale_target_ref;
+    (reference.kind == "Deployment").then(|| target_key(&hpa.namespace().unwrap_or_default(), &reference.name))
+}
+
+fn scaled_object_target(object: &DynamicObject) -> Option<String> {
+    let reference = &object.data["spec"]["scaleTargetRef"];
+    let kind = reference["kind"].as_str().unwrap_or("Deployment");
+    let name = reference["name"].as_str()?;
+    (kind == "Deployment").then(|| target_key(&object.namespace().unwrap_or_default(), name))
+}
+
+fn pod_target(pod: &Pod) -> Option<String> {
+    Some(target_key(&pod.namespace()?, &deployment_of(pod)?))
+}
+
+/// Wake-ups for the controller: the policies to reconcile now, not at their interval. Nobody
+/// listens on a standby replica, and wake-ups are then dropped (the leader-to-be reconciles every
+/// policy when it starts).
+#[derive(Clone, Default)]
+pub struct Wakes {
+    sender: Arc<Mutex<Option<mpsc::UnboundedSender<ObjectRef<ScalingPolicy>>>>>,
+    /// Scale writes in flight, by target: their echo on the Deployment watch wakes nobody.
+    scaling: Arc<Mutex<HashMap<String, i32>>>,
+}
+
+impl Wakes {
+    /// Starts listening (replacing any earlier listener).
+    pub fn listen(&self) -> mpsc::UnboundedReceiver<ObjectRef<ScalingPolicy>> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        *self.sender.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
+        receiver
+    }
+
+    pub fn stop_listening(&self) {
+        *self.sender.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Trimtab is about to scale Deployment `namespace/name` to `replicas`.
+    pub fn expect_scale(&self, namespace: &str, name: &str, replicas: i32) {
+        self.scaling.lock().unwrap_or_else(|e| e.into_inner()).insert(target_key(namespace, name), replicas);
+    }
+
+    /// Whether `replicas` on target `key` is the echo of Trimtab's own scale write (forgotten once seen).
+    fn own_scale(&self, key: &str, replicas: Option<i32>) -> bool {
+        let mut scaling = self.scaling.lock().unwrap_or_else(|e| e.into_inner());
+        match scaling.get(key) {
+            Some(expected) if Some(*expected) == replicas => {
+                scaling.remove(key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn wake(&self, policy: ObjectRef<ScalingPolicy>) {
+        let mut sender = self.sender.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = sender.as_ref()
+            && s.send(policy).is_err()
+        {
+            *sender = None;
+        }
+    }
+}
+
+impl Caches {
+    /// The cached objects of `store` that `index` names for `key`, each checked to be about it.
+    fn lookup<K>(
+        store: &Store<K>,
+        index: &TargetIndex<K>,
+        key: &str,
+        dyntype: &K::DynamicType,
+        target_of: fn(&K) -> Option<String>,
+    ) -> Vec<Arc<K>>
+    where
+        K: Resource + Clone + 'static,
+        K::DynamicType: std::hash::Hash + Eq + Clone,
+    {
+        let namespace = key.split_once('/').map_or("", |(ns, _)| ns);
+        index
+            .get(key)
+            .into_iter()
+            .filter_map(|name| store.get(&ObjectRef::new_with(&name, dyntype.clone()).within(namespace)))
+            .filter(|object| target_of(object).as_deref() == Some(key))
+            .collect()
+    }
+
+    /// The policies that target Deployment `namespace/name`.
+    pub fn policies_of(&self, namespace: &str, name: &str) -> Vec<Arc<ScalingPolicy>> {
+        Self::lookup(&self.policies, &self.by_target.policies, &target_key(namespace, name), &(), policy_target)
+    }
+
+    /// The HPAs that scale Deployment `namespace/name`.
+    pub fn hpas_of(&self, namespace: &str, name: &str) -> Vec<Arc<HorizontalPodAutoscaler>> {
+        Self::lookup(&self.hpas, &self.by_target.hpas, &target_key(namespace, name), &(), hpa_target)
+    }
+
+    /// The ScaledObjects that scale Deployment `namespace/name`.
+    pub fn scaled_objects_of(&self, namespace: &str, name: &str) -> Vec<Arc<DynamicObject>> {
+        let Some(store) = &self.scaled_objects else { return Vec::new() };
+        let key = target_key(namespace, name);
+        Self::lookup(store, &self.by_target.scaled_objects, &key, &scaled_object_resource(), scaled_object_target)
+    }
+
+    /// The pods of Deployment `namespace/name`.
+    pub fn pods_of(&self, namespace: &str, name: &str) -> Vec<Arc<Pod>> {
+        Self::lookup(&self.pods, &self.by_target.pods, &target_key(namespace, name), &(), pod_target)
+    }
+
+    /// Wakes every policy of target `key`.
+    fn wake_target(wakes: &Wakes, index: &TargetIndex<ScalingPolicy>, key: &str) {
+        let namespace = key.split_once('/').map_or("", |(ns, _)| ns);
+        for name in index.get(key) {
+            wakes.wake(ObjectRef::new(&name).within(namespace));
+        }
+    }
+}
+
+fn scaled_object_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"), "scaledobjects")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,14 +215,49 @@ impl Caches {
                 None => Api::all(client.clone()),
             }
         }
+        let by_target = Arc::new(ByTarget::default());
+        let wakes = Wakes::default();
+        let policies = watch(scoped(client, namespace), strip, {
+            let (by_target, wakes) = (by_target.clone(), wakes.clone());
+            move |event, store| on_policy(&by_target, &wakes, event, store)
+        });
+        let deployments = watch(scoped(client, namespace), strip, {
+            let (by_target, wakes, policies) = (by_target.clone(), wakes.clone(), policies.clone());
+            move |event, store| on_deployment(&by_target, &wakes, &policies, event, store)
+        });
+        let hpas = watch(scoped(client, namespace), strip, {
+            let (by_target, wakes) = (by_target.clone(), wakes.clone());
+            move |event, _: &Store<HorizontalPodAutoscaler>| {
+                for key in by_target.hpas.apply(event) {
+                    Caches::wake_target(&wakes, &by_target.policies, &key);
+                }
+            }
+        });
+        let scaled_objects = scaled_objects(client, namespace, {
+            let (by_target, wakes) = (by_target.clone(), wakes.clone());
+            move |event, _: &Store<DynamicObject>| {
+                for key in by_target.scaled_objects.apply(event) {
+                    Caches::wake_target(&wakes, &by_target.policies, &key);
+                }
+            }
+        })
+        .await?;
+        let pods = watch(scoped(client, namespace), strip_pod, {
+            let by_target = by_target.clone();
+            move |event, _: &Store<Pod>| {
+                by_target.pods.apply(event);
+            }
+        });
         let caches = Caches {
-            policies: watch(scoped(client, namespace), strip),
-            deployments: watch(scoped(client, namespace), strip),
-            hpas: watch(scoped(client, namespace), strip),
-            scaled_objects: scaled_objects(client, namespace).await?,
-            pools: watch(Api::all(client.clone()), strip),
-            pods: watch(scoped(client, namespace), strip_pod),
-            nodes: watch(Api::all(client.clone()), strip_node),
+            policies,
+            deployments,
+            hpas,
+            scaled_objects,
+            pools: watch(Api::all(client.clone()), strip, |_, _: &Store<CapacityPool>| {}),
+            pods,
+            nodes: watch(Api::all(client.clone()), strip_node, |_, _: &Store<Node>| {}),
+            by_target,
+            wakes,
         };
         caches.synced().await?;
         Ok(caches)
@@ -100,32 +289,102 @@ impl Caches {
 }
 
 /// A store kept by a watch that runs for the life of the process (retrying with kube-runtime's
-/// default backoff), each object passed through `strip` first.
-fn watch<K>(api: Api<K>, strip: fn(&mut K)) -> Store<K>
+/// default backoff), each object passed through `strip` first, and each event shown to `hook`
+/// before the store applies it (so the store still holds the object as it was).
+fn watch<K, H>(api: Api<K>, strip: fn(&mut K), hook: H) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    H: FnMut(&watcher::Event<K>, &Store<K>) + Send + 'static,
 {
-    watch_with(api, (), strip)
+    watch_with(api, (), strip, hook)
 }
 
 /// [`watch`] for a kind known only at run time (`dyntype` says which).
-fn watch_with<K>(api: Api<K>, dyntype: K::DynamicType, strip: fn(&mut K)) -> Store<K>
+fn watch_with<K, H>(api: Api<K>, dyntype: K::DynamicType, strip: fn(&mut K), mut hook: H) -> Store<K>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: std::hash::Hash + Eq + Clone + Send + Sync,
+    H: FnMut(&watcher::Event<K>, &Store<K>) + Send + 'static,
 {
     let writer = Writer::new(dyntype);
     let store = writer.as_reader();
-    let stream = watcher(api, watcher::Config::default().any_semantic()).default_backoff().modify(strip);
+    let before = store.clone();
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(strip)
+        .inspect_ok(move |event| hook(event, &before));
     tokio::spawn(reflector::reflector(writer, stream).for_each(|_| async {}));
     store
 }
 
+/// A policy event: the index follows it; the policy wakes when it is new or its spec (generation)
+/// or annotations (trimtab.dev/paused) changed, never for a status write (Trimtab's own above
+/// all). A policy appearing or going also wakes the others of its target (who conflicts with whom).
+fn on_policy(by_target: &ByTarget, wakes: &Wakes, event: &watcher::Event<ScalingPolicy>, store: &Store<ScalingPolicy>) {
+    for key in by_target.policies.apply(event) {
+        Caches::wake_target(wakes, &by_target.policies, &key);
+    }
+    if let watcher::Event::Apply(policy) | watcher::Event::InitApply(policy) = event {
+        let reference = ObjectRef::from_obj(policy);
+        let changed = store.get(&reference).is_none_or(|old| {
+            old.metadata.generation != policy.metadata.generation
+                || old.metadata.uid != policy.metadata.uid
+                || old.metadata.annotations != policy.metadata.annotations
+        });
+        if changed {
+            wakes.wake(reference);
+        }
+    }
+}
+
+/// A Deployment event wakes its policies when the Deployment appeared, went, was recreated or its
+/// spec changed, except for the echo of a policy's own scale write (only the replicas changed, to
+/// what the policy decided). Status changes (pods becoming ready) wait for the interval.
+fn on_deployment(
+    by_target: &ByTarget,
+    wakes: &Wakes,
+    policies: &Store<ScalingPolicy>,
+    event: &watcher::Event<Deployment>,
+    store: &Store<Deployment>,
+) {
+    let (deployment, gone) = match event {
+        watcher::Event::Apply(d) | watcher::Event::InitApply(d) => (d, false),
+        watcher::Event::Delete(d) => (d, true),
+        _ => return,
+    };
+    let namespace = deployment.namespace().unwrap_or_default();
+    let key = target_key(&namespace, &deployment.name_any());
+    let old = store.get(&ObjectRef::from_obj(deployment));
+    let replicas = deployment.spec.as_ref().and_then(|s| s.replicas);
+    let only_replicas = old.as_ref().is_some_and(|old| {
+        let without_replicas =
+            |d: &Deployment| d.spec.clone().map(|s| k8s_openapi::api::apps::v1::DeploymentSpec { replicas: None, ..s });
+        old.metadata.uid == deployment.metadata.uid && without_replicas(old) == without_replicas(deployment)
+    });
+    let spec_same = old.as_ref().is_some_and(|old| old.metadata.uid == deployment.metadata.uid && old.spec == deployment.spec);
+    if !gone && spec_same {
+        return;
+    }
+    let own_scale = !gone && only_replicas && wakes.own_scale(&key, replicas);
+    for name in by_target.policies.get(&key) {
+        let reference = ObjectRef::new(&name).within(&namespace);
+        let echo = own_scale
+            || (!gone
+                && only_replicas
+                && policies.get(&reference).is_some_and(|p| p.status.as_ref().and_then(|s| s.desired_replicas) == replicas));
+        if !echo {
+            wakes.wake(reference);
+        }
+    }
+}
+
 /// The ScaledObject cache, when the API server serves KEDA's CRD and lets us list it; none otherwise
 /// (nothing to conflict with that we could see).
-async fn scaled_objects(client: &Client, namespace: Option<&str>) -> Result<Option<Store<DynamicObject>>, CacheError> {
-    let resource =
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"), "scaledobjects");
+async fn scaled_objects<H>(client: &Client, namespace: Option<&str>, hook: H) -> Result<Option<Store<DynamicObject>>, CacheError>
+where
+    H: FnMut(&watcher::Event<DynamicObject>, &Store<DynamicObject>) + Send + 'static,
+{
+    let resource = scaled_object_resource();
     let api: Api<DynamicObject> = match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
         None => Api::all_with(client.clone(), &resource),
@@ -135,7 +394,7 @@ async fn scaled_objects(client: &Client, namespace: Option<&str>) -> Result<Opti
         Err(kube::Error::Api(status)) if status.code == 404 || status.code == 403 => return Ok(None),
         Err(error) => return Err(error.into()),
     }
-    Ok(Some(watch_with(api, resource, strip)))
+    Ok(Some(watch_with(api, resource, strip, hook)))
 }
 
 /// What no object's reader needs: the field managers' bookkeeping and kubectl's copy of the object.

@@ -3,6 +3,7 @@
 mod backoff;
 pub mod caches;
 mod conditions;
+pub mod index;
 mod observe;
 mod reconcile;
 mod status;
@@ -11,11 +12,11 @@ pub mod telemetry;
 use std::sync::Arc;
 
 use futures::StreamExt;
+use kube::Client;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::watcher;
-use kube::{Api, Client};
+use kube::runtime::reflector::ObjectRef;
 
 use crate::api::ScalingPolicy;
 use crate::metrics::MetricsSource;
@@ -50,6 +51,8 @@ pub struct Context {
     pub caches: caches::Caches,
     /// Failed rounds in a row, per policy, for the retry backoff.
     failures: backoff::Failures,
+    /// What this process remembers of each policy's rounds without writing it.
+    rounds: reconcile::Rounds,
 }
 
 impl Context {
@@ -70,6 +73,7 @@ impl Context {
             namespace,
             caches,
             failures: backoff::Failures::default(),
+            rounds: reconcile::Rounds::default(),
         }
     }
 }
@@ -77,14 +81,21 @@ impl Context {
 /// Runs the controller until `shutdown` resolves. Each policy is reconciled independently: one
 /// policy's error is retried with backoff and never holds up the others.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let policies: Api<ScalingPolicy> = match &ctx.namespace {
-        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
-        None => Api::all(ctx.client.clone()),
-    };
     let telemetry = ctx.telemetry.clone();
     telemetry.set_leading(true);
     let sweeper = tokio::spawn(forget_deleted_policies(ctx.clone()));
-    Controller::new(policies, watcher::Config::default().any_semantic())
+    // What wakes a policy: its own interval requeue (jittered), a retry after a failed round, and
+    // the wake-ups the caches send (its spec or annotations changed, its target or a competing
+    // autoscaler did; see `caches`), never its status, so Trimtab's own status write wakes nobody.
+    // Every policy is reconciled once when the controller starts.
+    let wake_handle = ctx.caches.wakes.clone();
+    let wakes = wake_handle.listen();
+    for policy in ctx.caches.policies.state() {
+        ctx.caches.wakes.wake(ObjectRef::from_obj(policy.as_ref()));
+    }
+    let wakes = futures::stream::unfold(wakes, |mut wakes| async move { wakes.recv().await.map(|w| (w, wakes)) });
+    Controller::for_stream(futures::stream::pending(), ctx.caches.policies.clone())
+        .reconcile_on(wakes)
         .with_config(kube::runtime::controller::Config::default().concurrency(MAX_CONCURRENT_ROUNDS))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, ctx)
@@ -99,6 +110,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         })
         .await;
     sweeper.abort();
+    wake_handle.stop_listening();
     telemetry.set_leading(false);
 }
 
@@ -109,6 +121,7 @@ async fn forget_deleted_policies(ctx: Arc<Context>) {
         every_minute.tick().await;
         let existing = ctx.caches.policies.state().iter().map(|p| PolicyLabels::of(p)).collect();
         let forgotten = ctx.telemetry.forget_policies_except(&existing);
+        ctx.rounds.forget_except(&ctx.caches.policies.state().iter().map(|p| policy_key(p)).collect());
         if forgotten > 0 {
             tracing::debug!(forgotten, "removed the metric series of deleted policies");
         }

@@ -2,7 +2,7 @@
 //! Reads only; no decisions. The only requests a round sends are its Prometheus queries.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
@@ -12,7 +12,6 @@ use crate::engine::{Observations, Policy, PolicyPools, Pricing, Requests, Sample
 use crate::metrics::{QueryOutcome, query_all};
 use crate::placement::mutate::{DELETION_COST_ANNOTATION, POOL_LABEL};
 use crate::placement::spot_health::SpotNode;
-use crate::placement::webhook::deployment_of;
 use crate::placement::{PodView, PoolOf};
 
 /// What the cluster and Prometheus said this round.
@@ -127,13 +126,7 @@ async fn pricing(ctx: &Context, pools: PolicyPools<'_>, requests: Option<Request
 
 /// The workload's pods (each on a pool, or neither) and the spot pool's nodes.
 fn placement(ctx: &Context, namespace: &str, target: &str, spot: &CapacityPool, on_demand: &CapacityPool) -> PlacementObserved {
-    let pods: Vec<std::sync::Arc<Pod>> = ctx
-        .caches
-        .pods
-        .state()
-        .into_iter()
-        .filter(|pod| pod.namespace().as_deref() == Some(namespace) && deployment_of(pod).as_deref() == Some(target))
-        .collect();
+    let pods = ctx.caches.pods_of(namespace, target);
     let nodes = ctx.caches.nodes.state();
     let on_pool = |node: &Node, pool: &CapacityPool| pool.spec.node_selector.iter().all(|(k, v)| node.labels().get(k) == Some(v));
     let pool_of_node = |name: &str| {
@@ -205,38 +198,24 @@ async fn unit_price(ctx: &Context, pool: &CapacityPool) -> Option<UnitPrice> {
 }
 
 /// Another autoscaler on the same Deployment: an HPA, a KEDA ScaledObject, or an older ScalingPolicy.
+/// Index look-ups: the cost is the autoscalers of this target, not of the cluster.
 fn conflict(ctx: &Context, policy: &ScalingPolicy) -> Option<String> {
     let namespace = policy.namespace().unwrap_or_default();
     let target = &policy.spec.target_ref.name;
     let caches = &ctx.caches;
-    let in_namespace = |object_namespace: Option<String>| object_namespace.as_deref() == Some(namespace.as_str());
 
-    for hpa in caches.hpas.state() {
-        let reference = hpa.spec.as_ref().map(|s| &s.scale_target_ref);
-        if in_namespace(hpa.namespace()) && reference.is_some_and(|r| r.kind == "Deployment" && &r.name == target) {
-            return Some(format!("HorizontalPodAutoscaler {namespace}/{} also scales Deployment {target}", hpa.name_any()));
-        }
+    if let Some(hpa) = caches.hpas_of(&namespace, target).first() {
+        return Some(format!("HorizontalPodAutoscaler {namespace}/{} also scales Deployment {target}", hpa.name_any()));
     }
-    for object in caches.scaled_objects.iter().flat_map(|store| store.state()) {
-        let reference = &object.data["spec"]["scaleTargetRef"];
-        let kind = reference["kind"].as_str().unwrap_or("Deployment");
-        if in_namespace(object.namespace()) && kind == "Deployment" && reference["name"].as_str() == Some(target.as_str()) {
-            return Some(format!("KEDA ScaledObject {namespace}/{} also scales Deployment {target}", object.name_any()));
-        }
+    if let Some(object) = caches.scaled_objects_of(&namespace, target).first() {
+        return Some(format!("KEDA ScaledObject {namespace}/{} also scales Deployment {target}", object.name_any()));
     }
     let age = |p: &ScalingPolicy| (p.metadata.creation_timestamp.clone(), p.name_any());
     let mine = age(policy);
-    for other in caches.policies.state() {
-        if in_namespace(other.namespace())
-            && other.spec.target_ref.name == *target
-            && other.name_any() != policy.name_any()
-            && age(&other) < mine
-        {
-            return Some(format!(
-                "ScalingPolicy {namespace}/{} was there first and scales Deployment {target}",
-                other.name_any()
-            ));
-        }
-    }
-    None
+    caches
+        .policies_of(&namespace, target)
+        .iter()
+        .filter(|other| other.name_any() != policy.name_any() && age(other) < mine)
+        .min_by_key(|other| age(other))
+        .map(|other| format!("ScalingPolicy {namespace}/{} was there first and scales Deployment {target}", other.name_any()))
 }

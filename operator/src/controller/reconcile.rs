@@ -1,7 +1,8 @@
 //! One round for one ScalingPolicy: observe (I/O), decide (pure), act (I/O), report (I/O).
 
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -22,12 +23,60 @@ use super::status::{self, Hold, Round, SpotReport};
 use super::telemetry::{DecisionLabels, PolicyLabels};
 use super::{Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION};
 use crate::api::{Mode, Reason, ScalingPolicy, ScalingPolicyStatus};
-use crate::engine::{self, Current, DEFAULT_INTERVAL, Policy, Split};
+use crate::engine::{self, Current, Policy, Split};
 use crate::placement::spot_health::{self, Previous};
 use crate::placement::{PodView, PoolOf, rebalance};
 
 /// After a write conflict, look again this soon.
 const CONFLICT_RETRY: Duration = Duration::from_secs(1);
+
+/// What this process remembers of each policy between rounds without writing it anywhere, by
+/// `namespace/name`.
+#[derive(Default)]
+pub struct Rounds(Mutex<HashMap<String, Remembered>>);
+
+#[derive(Clone, Default)]
+struct Remembered {
+    /// The policy's UID: one deleted and created again under the same name starts afresh.
+    uid: Option<String>,
+    /// The newest round that recorded a recommendation: the open run of the history was
+    /// recommended through it (see `engine::recall`).
+    last_round: Option<Timestamp>,
+    /// The status this process wrote last, and the resourceVersion of the object it was built
+    /// from. While the cache still shows that version, it has not seen the write yet, and a round
+    /// (woken early by a target change, say) starts from the status written, not the older one.
+    written: Option<(Option<String>, ScalingPolicyStatus)>,
+}
+
+impl Rounds {
+    fn get(&self, policy: &ScalingPolicy) -> Remembered {
+        let rounds = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        rounds.get(&super::policy_key(policy)).filter(|r| r.uid == policy.uid()).cloned().unwrap_or_default()
+    }
+
+    fn update(&self, policy: &ScalingPolicy, change: impl FnOnce(&mut Remembered)) {
+        let mut rounds = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = rounds.entry(super::policy_key(policy)).or_default();
+        if entry.uid != policy.uid() {
+            *entry = Remembered { uid: policy.uid(), ..Remembered::default() };
+        }
+        change(entry);
+    }
+
+    /// Forgets the policies not in `existing` (deleted ones).
+    pub fn forget_except(&self, existing: &HashSet<String>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).retain(|key, _| existing.contains(key));
+    }
+
+    /// The status a round starts from: the cached one, or the one this process wrote over it when
+    /// the cache has not caught up with the write yet.
+    fn previous(&self, policy: &ScalingPolicy) -> ScalingPolicyStatus {
+        match self.get(policy).written {
+            Some((over, status)) if over.is_some() && over == policy.resource_version() => status,
+            _ => policy.status.clone().unwrap_or_default(),
+        }
+    }
+}
 
 pub async fn reconcile(policy: Arc<ScalingPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
@@ -60,7 +109,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// Ready=False (RoundFailed) on the policy, with an Event: best effort, as the round already failed.
 async fn report_failed_round(policy: &ScalingPolicy, ctx: &Context, message: &str) {
-    let previous = policy.status.clone().unwrap_or_default();
+    let previous = ctx.rounds.previous(policy);
     let text = format!("this round failed unexpectedly and is retried: {message}");
     let (status, flips) = status::blocked(&previous, policy.metadata.generation, Timestamp::now(), Reason::RoundFailed, &text);
     if let Err(error) = report(ctx, policy, &previous, status, flips, None).await {
@@ -69,9 +118,11 @@ async fn report_failed_round(policy: &ScalingPolicy, ctx: &Context, message: &st
 }
 
 async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
-    // The one clock read: everything below takes `now` as data.
-    let now = Timestamp::now();
-    let previous = policy.status.clone().unwrap_or_default();
+    // The one clock read: everything below takes `now` as data. Whole seconds, as status stores
+    // times: what this process decides from memory is then what the next one reads back.
+    let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
+    let previous = ctx.rounds.previous(policy);
+    let remembered = ctx.rounds.get(policy);
     let generation = policy.metadata.generation;
 
     let rules = match Policy::from_spec(&policy.spec) {
@@ -82,11 +133,6 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::await_change());
         }
     };
-
-    // Woken early (by our own status write, say) with nothing new: wait for the interval.
-    if let Some(wait) = not_due(&previous, generation, rules.interval, now) {
-        return Ok(Action::requeue(wait));
-    }
 
     // Observe.
     let observed = match observe(ctx, policy, &rules).await? {
@@ -110,6 +156,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     } else {
         previous.history.clone()
     };
+    let last_round = remembered.last_round;
     let (spot, doomed) = spot_report(&rules, &previous, observed.placement.as_ref(), now);
     let spot_healthy = spot.healthy;
     let current = Current {
@@ -121,7 +168,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     };
 
     // Decide.
-    let decision = engine::decide(&rules, &observed.samples, &current, &history, now);
+    let decision = engine::decide(&rules, &observed.samples, &current, &engine::recall(&history, last_round, now), now);
     ctx.telemetry
         .decisions
         .get_or_create(&DecisionLabels { reason: decision.reason.to_string(), limited_by: decision.limited_by.to_string() })
@@ -169,7 +216,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     }
 
     // Report.
-    let history = engine::remember(&history, &rules, now, decision.recommendation, applied_change);
+    let history = engine::remember(&history, last_round, &rules, now, decision.recommendation, applied_change);
     let round = Round {
         generation,
         now,
@@ -183,7 +230,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     let (mut status, flips) = status::decided(&previous, &round, history);
     status.target_uid = observed.target_uid.clone();
     let labels = PolicyLabels::of(policy);
-    ctx.telemetry.record_decision(&labels, &rules, current_replicas, &decision);
+    ctx.telemetry.record_decision(&labels, &rules, current_replicas, &decision, now);
     let message = decision.reasons.first().map(|s| s.message.as_str()).unwrap_or_default();
     let target = &policy.spec.target_ref.name;
     let scaled = if applied_change != 0 {
@@ -199,6 +246,9 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         None
     };
     report(ctx, policy, &previous, status, flips, scaled).await?;
+    // Only once status holds this round's recommendation may the open run be taken as recommended
+    // through it.
+    ctx.rounds.update(policy, |r| r.last_round = Some(now));
     // Rebalance, after status says where new pods go (the webhook reads it): replace doomed spot
     // pods, then move one pod per round towards the target split.
     if hold == Hold::None
@@ -264,19 +314,6 @@ async fn evict_pods(ctx: &Context, policy: &ScalingPolicy, names: &[String]) {
     }
 }
 
-/// How long until the next round is due, if this wake-up came early and the spec did not change.
-fn not_due(previous: &ScalingPolicyStatus, generation: Option<i64>, interval: Duration, now: Timestamp) -> Option<Duration> {
-    if previous.observed_generation != generation {
-        return None;
-    }
-    let last = previous.history.recommendations.last()?.time.0;
-    let elapsed = now.duration_since(last);
-    let interval = jiff::SignedDuration::try_from(interval).unwrap_or(jiff::SignedDuration::from_secs(15));
-    // A little slack so a requeue that fires a hair early still runs.
-    let remaining = interval.checked_sub(elapsed)?.checked_sub(jiff::SignedDuration::from_millis(250))?;
-    (remaining > jiff::SignedDuration::ZERO).then(|| Duration::try_from(remaining).unwrap_or(DEFAULT_INTERVAL))
-}
-
 /// Replicas change only through the scale subresource, with the resourceVersion the cache held as a
 /// precondition (a Deployment's scale shares its version): if anything changed the target since, the
 /// API server refuses and we look again.
@@ -288,6 +325,7 @@ async fn write_scale(
 ) -> Result<(), Error> {
     let namespace = policy.namespace().unwrap_or_default();
     let name = &policy.spec.target_ref.name;
+    ctx.caches.wakes.expect_scale(&namespace, name, replicas);
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let scale = Scale {
         metadata: ObjectMeta {
@@ -315,7 +353,9 @@ async fn report(
 ) -> Result<(), Error> {
     let labels = PolicyLabels::of(policy);
     ctx.telemetry.record_conditions(&labels, &status.conditions);
-    if status != *previous {
+    // Compared as the API server would store them (times in whole seconds, say): a round that
+    // changed nothing sends nothing.
+    if serde_json::to_value(&status).ok() != serde_json::to_value(previous).ok() {
         let api: Api<ScalingPolicy> = Api::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
         let patch = serde_json::json!({
             "apiVersion": ScalingPolicy::api_version(&()),
@@ -323,6 +363,8 @@ async fn report(
             "status": status,
         });
         api.patch_status(&policy.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+        ctx.telemetry.status_writes.inc();
+        ctx.rounds.update(policy, |r| r.written = Some((policy.resource_version(), status)));
     }
     if let Some((reason, message)) = scaled {
         publish(ctx, policy, EventType::Normal, reason, message).await;

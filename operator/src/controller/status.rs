@@ -301,6 +301,58 @@ mod tests {
         assert_eq!(second, first, "nothing changed, so status is not patched");
     }
 
+    /// Flat load, nothing to do: the rounds the operator runs (recall, decide, remember, status)
+    /// leave a status that serializes to the same bytes, so no round after the first writes.
+    #[test]
+    fn a_flat_load_policys_status_is_byte_identical_across_many_rounds() {
+        use crate::engine::{self, Current, Observations, Policy, Pricing, Sample};
+        let spec = serde_json::from_value(serde_json::json!({
+            "targetRef": {"kind": "Deployment", "name": "web"},
+            "minReplicas": 2, "maxReplicas": 20,
+            "objectives": [{"name": "rps", "kind": "AverageValue", "query": "sum(rate(x[2m]))", "target": "50"},
+                           {"name": "p99", "kind": "Ceiling", "query": "p99", "target": "300m"}]
+        }))
+        .expect("a spec");
+        let rules = Policy::from_spec(&spec).expect("a valid spec");
+        let observations: Observations =
+            [("rps".to_owned(), Sample::Value(200.0)), ("p99".to_owned(), Sample::Value(0.2))].into_iter().collect();
+        let current = Current {
+            replicas: 4,
+            ready_replicas: Some(4),
+            consecutive_failures: 0,
+            spot_healthy: true,
+            pricing: Pricing::default(),
+        };
+        let mut status = ScalingPolicyStatus::default();
+        let mut last_round = None;
+        let mut written = Vec::new();
+        for i in 0..500 {
+            let now = Timestamp::from_second(1_700_000_000 + 15 * i).expect("timestamp");
+            let decision =
+                engine::decide(&rules, &observations, &current, &engine::recall(&status.history, last_round, now), now);
+            assert_eq!(decision.desired_replicas, 4);
+            let history = engine::remember(&status.history, last_round, &rules, now, decision.recommendation, 0);
+            let round = Round {
+                generation: Some(1),
+                now,
+                current: 4,
+                decision: &decision,
+                hold: &Hold::None,
+                spot: SpotReport { healthy: true, ..SpotReport::default() },
+                has_budget: false,
+                scaled: false,
+            };
+            let (next, flips) = decided(&status, &round, history);
+            if i > 0 {
+                assert!(flips.is_empty(), "round {i}: {flips:?}");
+            }
+            status = serde_json::from_value(serde_json::to_value(&next).expect("serializes")).expect("reads back");
+            written.push(serde_json::to_string(&status).expect("serializes"));
+            last_round = Some(now);
+        }
+        assert!(written.iter().all(|w| *w == written[0]), "status changed during a flat load:\n{}\n{}", written[0], written[499]);
+    }
+
     #[test]
     fn another_autoscaler_makes_the_policy_not_ready_with_a_conflict() {
         let d = decision(7, Reason::ObjectiveBreached, Reason::DesiredWithinRange);

@@ -87,6 +87,8 @@ pub struct Telemetry {
     registry: Registry,
     pub reconcile_duration: Histogram,
     pub reconcile_errors: Counter,
+    /// Status patches sent: none while every policy is quiet.
+    pub status_writes: Counter,
     pub decisions: Family<DecisionLabels, Counter>,
     pub query_duration: Histogram,
     pub query_errors: Family<QueryErrorLabels, Counter>,
@@ -95,6 +97,9 @@ pub struct Telemetry {
     pub cost_per_hour: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
     pub min_replicas: Family<PolicyLabels, Gauge>,
     pub max_replicas: Family<PolicyLabels, Gauge>,
+    /// Unix seconds of the policy's newest decided round: status no longer says (a quiet round
+    /// writes nothing), so this is where "is every policy evaluated on time" is read.
+    pub last_decision_time: Family<PolicyLabels, Gauge>,
     /// 1 while the policy's condition is True, 0 while False or Unknown.
     pub policy_condition: Family<ConditionLabels, Gauge>,
     pub objective_value: Family<ObjectiveLabels, Gauge<f64, AtomicU64>>,
@@ -118,6 +123,12 @@ impl Default for Telemetry {
         registry.register("reconcile_duration_seconds", "Time to reconcile one ScalingPolicy", reconcile_duration.clone());
         let reconcile_errors = Counter::default();
         registry.register("reconcile_errors", "Reconciles that failed and were retried", reconcile_errors.clone());
+        let status_writes = Counter::default();
+        registry.register(
+            "status_writes",
+            "ScalingPolicy status patches sent (a round that changed nothing sends none)",
+            status_writes.clone(),
+        );
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register("decisions", "Decisions made, by reason and by the stage that limited them", decisions.clone());
         let query_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
@@ -138,6 +149,12 @@ impl Default for Telemetry {
         registry.register("min_replicas", "The policy's minReplicas", min_replicas.clone());
         let max_replicas = Family::<PolicyLabels, Gauge>::default();
         registry.register("max_replicas", "The policy's maxReplicas", max_replicas.clone());
+        let last_decision_time = Family::<PolicyLabels, Gauge>::default();
+        registry.register(
+            "last_decision_timestamp_seconds",
+            "When the policy's newest round decided (Unix seconds)",
+            last_decision_time.clone(),
+        );
         let policy_condition = Family::<ConditionLabels, Gauge>::default();
         registry.register("policy_condition", "1 while the policy's condition is True, else 0", policy_condition.clone());
         let objective_value = Family::<ObjectiveLabels, Gauge<f64, AtomicU64>>::default();
@@ -153,6 +170,7 @@ impl Default for Telemetry {
             registry,
             min_replicas,
             max_replicas,
+            last_decision_time,
             policy_condition,
             objective_value,
             objective_target,
@@ -160,6 +178,7 @@ impl Default for Telemetry {
             series: Mutex::new(HashMap::new()),
             reconcile_duration,
             reconcile_errors,
+            status_writes,
             decisions,
             query_duration,
             query_errors,
@@ -208,7 +227,15 @@ impl Telemetry {
     }
 
     /// A policy's replicas, cost, bounds and objectives, as of this round.
-    pub fn record_decision(&self, policy: &PolicyLabels, rules: &Policy, current: i32, decision: &crate::engine::Decision) {
+    pub fn record_decision(
+        &self,
+        policy: &PolicyLabels,
+        rules: &Policy,
+        current: i32,
+        decision: &crate::engine::Decision,
+        now: jiff::Timestamp,
+    ) {
+        self.last_decision_time.get_or_create(policy).set(now.as_second());
         self.desired_replicas.get_or_create(policy).set(i64::from(decision.desired_replicas));
         self.current_replicas.get_or_create(policy).set(i64::from(current));
         if let Some(cost) = decision.cost_per_hour {
@@ -247,6 +274,7 @@ impl Telemetry {
             self.cost_per_hour.remove(policy);
             self.min_replicas.remove(policy);
             self.max_replicas.remove(policy);
+            self.last_decision_time.remove(policy);
             for condition in known.conditions {
                 self.policy_condition.remove(&policy.condition(&condition));
             }

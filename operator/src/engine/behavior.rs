@@ -25,11 +25,13 @@ pub fn stabilize(policy: &Policy, history: &History, now: Timestamp, current: i3
     let down_cutoff = now - SignedDuration::from_secs(policy.scale_down.stabilization_window_seconds);
     let mut up = recommendation;
     let mut down = recommendation;
+    // A run counts when its last round is inside the window (see `history`).
     for past in &history.recommendations {
-        if past.time.0 > up_cutoff {
+        let last = past.last_seen().0;
+        if last > up_cutoff {
             up = up.min(past.replicas);
         }
-        if past.time.0 > down_cutoff {
+        if last > down_cutoff {
             down = down.max(past.replicas);
         }
     }

@@ -1,7 +1,19 @@
 //! Keeping `status.history`: exactly what HPA keeps in memory, so that every decision after a
 //! restart is the one HPA would have made.
 //!
-//! Recommendations: HPA only ever reads those inside a stabilization window, so older ones can go.
+//! Recommendations: HPA keeps one entry per round and only ever reads those inside a stabilization
+//! window (an entry counts when its round is later than `now − window`). Writing one entry per round
+//! would make every round a status write, so the history keeps runs instead: one entry per
+//! recommended count, from its first round (`time`) to its last (`until`). A run counts exactly when
+//! its last round does, which is what HPA's per-round entries say, so a run is as good as the rounds
+//! it stands for. A quiet round (the same count again) changes nothing: the newest run is still
+//! open, and its last round so far is not written. It is not needed either: while the count stays
+//! the same, that count is also this round's recommendation, so whether the older rounds of it are
+//! inside a window changes no minimum or maximum. It is needed when a new count supersedes the run:
+//! then the run is closed at the last round that recommended it, which the operator keeps in memory
+//! ([`recall`]). After a restart that memory is gone; the run is then taken to have been recommended
+//! until the first round of the new process, which holds a superseded count at most that much longer
+//! than HPA would (never shorter: a restart never lets a scale-down through early).
 //!
 //! Scale events: HPA does not remember every event, and it never forgets one by age. Its
 //! `storeScaleEvent` marks the events of the new event's direction that are older than that
@@ -19,14 +31,43 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::policy::{Policy, Rules};
 use crate::api::{History, Recommendation, ScaleEvent};
 
-/// Appends this round's recommendation and applied change (if any): recommendations that no
-/// stabilization window can see any more are dropped, the change is stored in HPA's slots.
-pub fn remember(history: &History, policy: &Policy, now: Timestamp, recommendation: i32, applied_change: i32) -> History {
-    let window = policy.scale_up.stabilization_window_seconds.max(policy.scale_down.stabilization_window_seconds);
-    let recommendations_cutoff = now - SignedDuration::from_secs(window);
-    let mut recommendations: Vec<Recommendation> =
-        history.recommendations.iter().filter(|r| r.time.0 > recommendations_cutoff).cloned().collect();
-    recommendations.push(Recommendation { time: Time(now), replicas: recommendation });
+/// The history to decide with at `now`: the stored one, with its newest run recommended through
+/// `last_round` (the policy's previous round, as this process remembers it). Without a memory (the
+/// first round of a process), through `now`: see the module comment.
+pub fn recall(history: &History, last_round: Option<Timestamp>, now: Timestamp) -> History {
+    let mut recalled = history.clone();
+    if let Some(open) = recalled.recommendations.last_mut() {
+        let through = last_round.unwrap_or(now);
+        if through > open.last_seen().0 {
+            open.until = Some(Time(through));
+        }
+    }
+    recalled
+}
+
+/// The history after this round: `history` as stored, `last_round` as for [`recall`]. The same
+/// count as the newest run's leaves the recommendations as they are; a new count closes that run at
+/// its last round, drops the runs no stabilization window can see any more and starts a run. The
+/// applied change (if any) is stored in HPA's slots.
+pub fn remember(
+    history: &History,
+    last_round: Option<Timestamp>,
+    policy: &Policy,
+    now: Timestamp,
+    recommendation: i32,
+    applied_change: i32,
+) -> History {
+    let recommendations = match history.recommendations.last() {
+        Some(open) if open.replicas == recommendation => history.recommendations.clone(),
+        _ => {
+            let window = policy.scale_up.stabilization_window_seconds.max(policy.scale_down.stabilization_window_seconds);
+            let cutoff = now - SignedDuration::from_secs(window);
+            let closed = recall(history, last_round, now).recommendations;
+            let mut recommendations: Vec<Recommendation> = closed.into_iter().filter(|r| r.last_seen().0 > cutoff).collect();
+            recommendations.push(Recommendation::at(Time(now), recommendation));
+            recommendations
+        }
+    };
     let mut scale_events = slots(policy, &history.scale_events);
     store(policy, &mut scale_events, &ScaleEvent::applied(Time(now), applied_change));
     History { recommendations, scale_events }

@@ -19,7 +19,7 @@ use jiff::Timestamp;
 
 pub use budget::cost_per_hour;
 pub use decision::*;
-pub use history::remember;
+pub use history::{recall, remember};
 pub use observation::{Absence, Sample};
 pub use placement::split;
 pub use policy::*;

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
@@ -22,17 +22,16 @@ use serde_json::Value;
 use super::assign::{Pool, assign};
 use super::certs::ServingCert;
 use super::mutate::{POOL_LABEL, placement_patch};
-use crate::api::{CapacityPool, ScalingPolicy};
+use crate::api::CapacityPool;
+use crate::controller::caches::Caches;
 use crate::engine::{Policy, Split};
 
 /// Assignments this recent are counted from the ledger, not from the pod cache, which lags.
 const IN_FLIGHT: Duration = Duration::from_secs(20);
 
 pub struct WebhookState {
-    pub policies: Store<ScalingPolicy>,
-    pub pods: Store<Pod>,
-    pub nodes: Store<Node>,
-    pub pools: Store<CapacityPool>,
+    /// Policies and pods are looked up by their Deployment, nodes and pools by name.
+    pub caches: Caches,
     ledger: Mutex<Ledger>,
 }
 
@@ -48,8 +47,8 @@ pub enum WebhookError {
 }
 
 impl WebhookState {
-    pub fn new(policies: Store<ScalingPolicy>, pods: Store<Pod>, nodes: Store<Node>, pools: Store<CapacityPool>) -> Self {
-        WebhookState { policies, pods, nodes, pools, ledger: Mutex::new(HashMap::new()) }
+    pub fn new(caches: Caches) -> Self {
+        WebhookState { caches, ledger: Mutex::new(HashMap::new()) }
     }
 
     /// The pool a pod is on: its label, or for a pod placed without the webhook, its node's pool.
@@ -68,7 +67,7 @@ impl WebhookState {
         }
         let node_name = pod.spec.as_ref()?.node_name.as_deref()?;
         // Keyed lookups: this runs for every pod of the workload on every admission.
-        let node = self.nodes.get(&ObjectRef::new(node_name))?;
+        let node = self.caches.nodes.get(&ObjectRef::new(node_name))?;
         let on = |pool: &CapacityPool| pool.spec.node_selector.iter().all(|(k, v)| node.labels().get(k) == Some(v));
         if on(spot) {
             Some(Pool::Spot)
@@ -83,12 +82,10 @@ impl WebhookState {
     fn place(&self, namespace: &str, pod: &Value) -> Option<Value> {
         let pod_typed: Pod = serde_json::from_value(pod.clone()).ok()?;
         let deployment = deployment_of(&pod_typed)?;
-        let policy = self.policies.state().into_iter().find(|p| {
-            p.namespace().as_deref() == Some(namespace) && p.spec.target_ref.name == deployment && p.spec.placement.is_some()
-        })?;
+        let policy = self.caches.policies_of(namespace, &deployment).into_iter().find(|p| p.spec.placement.is_some())?;
         let rules = Policy::from_spec(&policy.spec).ok()?;
         let placement = rules.placement.as_ref()?;
-        let pool_named = |name: &str| self.pools.get(&ObjectRef::new(name));
+        let pool_named = |name: &str| self.caches.pools.get(&ObjectRef::new(name));
         let (spot_pool, on_demand_pool) = (pool_named(&placement.spot_pool)?, pool_named(&placement.on_demand_pool)?);
         let status = policy.status.clone().unwrap_or_default();
         let spot_healthy = status.placement.as_ref().is_none_or(|p| p.spot_healthy);
@@ -100,11 +97,9 @@ impl WebhookState {
         recent.retain(|(_, at)| at.elapsed() < IN_FLIGHT);
         let mut existing = Split { spot: 0, on_demand: 0 };
         let settled = jiff::Timestamp::now() - jiff::SignedDuration::try_from(IN_FLIGHT).unwrap_or_default();
-        for pod in self.pods.state() {
-            let same_workload =
-                pod.namespace().as_deref() == Some(namespace) && deployment_of(&pod).as_deref() == Some(deployment.as_str());
+        for pod in self.caches.pods_of(namespace, &deployment) {
             let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
-            if !same_workload || pod.metadata.deletion_timestamp.is_some() || created.is_none_or(|c| c > settled) {
+            if pod.metadata.deletion_timestamp.is_some() || created.is_none_or(|c| c > settled) {
                 continue;
             }
             match self.pool_of(&pod, &spot_pool, &on_demand_pool) {

@@ -166,7 +166,8 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
     }
     // As if the service had run at its initial count before the window: the first rounds'
     // stabilization sees it, instead of an empty history that lets the first round scale in at once.
-    let mut history = engine::remember(&History::default(), policy, start, desired, 0);
+    let mut history = engine::remember(&History::default(), None, policy, start, desired, 0);
+    let mut last_round = Some(start);
     let mut failures = 0u32;
     let mut unhealthy_until = f64::NEG_INFINITY;
     let mut next_interruption = 0;
@@ -230,9 +231,11 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
                         pricing: scenario.pricing,
                     };
                     let now = start + SignedDuration::from_secs(t as i64);
-                    let decision = engine::decide(policy, &observations, &current, &history, now);
+                    let recalled = engine::recall(&history, last_round, now);
+                    let decision = engine::decide(policy, &observations, &current, &recalled, now);
                     let change = decision.desired_replicas - desired;
-                    history = engine::remember(&history, policy, now, decision.recommendation, change);
+                    history = engine::remember(&history, last_round, policy, now, decision.recommendation, change);
+                    last_round = Some(now);
                     failures = if decision.data == DataCompleteness::Complete { 0 } else { failures.saturating_add(1) };
                     if change != 0 {
                         totals.scale_events += 1;

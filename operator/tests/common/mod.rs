@@ -91,7 +91,7 @@ pub fn rules(window: i32, select: &str, policies: &[(&str, i32, i32)]) -> Value 
 /// signed change).
 pub fn history(recommendations: &[(i64, i32)], events: &[(i64, i32)]) -> History {
     History {
-        recommendations: recommendations.iter().map(|&(t, replicas)| Recommendation { time: Time(at(t)), replicas }).collect(),
+        recommendations: recommendations.iter().map(|&(t, replicas)| Recommendation::at(Time(at(t)), replicas)).collect(),
         scale_events: events.iter().map(|&(t, change)| ScaleEvent::applied(Time(at(t)), change)).collect(),
     }
 }
