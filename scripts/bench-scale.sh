@@ -131,8 +131,23 @@ while :; do
   ((SECONDS < deadline)) || { log "warm-up did not reach 99 % in 5 minutes ($done_ / $total)"; break; }
   sleep 5
 done
-log "warm: $done_ / $total evaluated; measuring for ${WINDOW}s"
+# Steady state: every Deployment has its pods (kwok's controller-manager creates about 5 pods/s
+# here, so a thousand take minutes), or ten minutes.
+deadline=$((SECONDS + 600))
+while :; do
+  pending=$(kubectl get deployments -A -o json | python3 -c '
+import json, sys
+items = json.load(sys.stdin)["items"]
+print(sum(1 for d in items if (d.get("status") or {}).get("readyReplicas", 0) < (d.get("spec") or {}).get("replicas", 1)))')
+  ((pending == 0)) && break
+  ((SECONDS < deadline)) || { log "$pending Deployments still without their pods after 10 minutes"; break; }
+  sleep 10
+done
+read -r done_ total < <(evaluated_share)
+log "warm: $done_ / $total evaluated, every Deployment's pods up; measuring for ${WINDOW}s"
 
+status_writes() { curl -fsS "http://$metrics_addr/metrics" | awk '/^trimtab_status_writes_total / {print $2}'; }
+writes_before=$(status_writes)
 api_counters >"$work/api_before"
 prom_before=$(prom_queries)
 ticks_before=$(cpu_ticks)
@@ -145,6 +160,7 @@ while ((SECONDS - start < WINDOW)); do
   sleep 5
 done
 elapsed=$((SECONDS - start))
+writes_after=$(status_writes)
 api_counters >"$work/api_after"
 prom_after=$(prom_queries)
 ticks_after=$(cpu_ticks)
@@ -152,9 +168,10 @@ read -r done_ total < <(evaluated_share)
 hz=$(getconf CLK_TCK)
 
 python3 - "$elapsed" "$N" "$NAMESPACES" "$(hwm_kib)" "$((rss_sum / samples))" "$((ticks_after - ticks_before))" "$hz" \
-  "$done_" "$total" "$prom_before" "$prom_after" "$work/api_before" "$work/api_after" <<'PY'
+  "$done_" "$total" "$prom_before" "$prom_after" "$work/api_before" "$work/api_after" "${writes_before:-0}" "${writes_after:-0}" <<'PY'
 import re, sys, collections
-(elapsed, n, namespaces, hwm, rss, ticks, hz, done, total, prom_before, prom_after, before_file, after_file) = sys.argv[1:14]
+(elapsed, n, namespaces, hwm, rss, ticks, hz, done, total, prom_before, prom_after, before_file, after_file,
+ writes_before, writes_after) = sys.argv[1:16]
 elapsed = float(elapsed)
 def counters(path):
     out = collections.Counter()
@@ -173,6 +190,8 @@ print(f"|---|---|---|---|---|---|---|---|---|")
 print(f"| {n} | {namespaces} | {int(hwm) / 1024:.0f} MiB | {int(rss) / 1024:.0f} MiB | {int(ticks) / int(hz) / elapsed * 100:.1f} % | "
       f"{int(done) / max(int(total), 1) * 100:.1f} % ({done}/{total}) | {sum(rates.values()):.1f} | {writes:.1f} | "
       f"{(float(prom_after) - float(prom_before)) / elapsed:.1f} |")
+print()
+print(f"Trimtab's own status patches/s (trimtab_status_writes_total): {(float(writes_after) - float(writes_before)) / elapsed:.2f}")
 print()
 print("API requests/s by verb and resource (every client of the API server; over 0.05/s):")
 for (verb, resource), rate in sorted(rates.items(), key=lambda kv: -kv[1]):

@@ -71,9 +71,17 @@ impl Rounds {
     /// The status a round starts from: the cached one, or the one this process wrote over it when
     /// the cache has not caught up with the write yet.
     fn previous(&self, policy: &ScalingPolicy) -> ScalingPolicyStatus {
-        match self.get(policy).written {
-            Some((over, status)) if over.is_some() && over == policy.resource_version() => status,
-            _ => policy.status.clone().unwrap_or_default(),
+        let mut rounds = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(remembered) = rounds.get_mut(&super::policy_key(policy)).filter(|r| r.uid == policy.uid()) else {
+            return policy.status.clone().unwrap_or_default();
+        };
+        match &remembered.written {
+            Some((over, status)) if over.is_some() && *over == policy.resource_version() => status.clone(),
+            _ => {
+                // The cache has caught up (or someone else wrote since): the copy is not needed.
+                remembered.written = None;
+                policy.status.clone().unwrap_or_default()
+            }
         }
     }
 }
