@@ -62,11 +62,18 @@ pub fn decided(previous: &ScalingPolicyStatus, round: &Round, history: crate::ap
     status.objectives = decision
         .objectives
         .iter()
-        .map(|o| ObjectiveStatus {
-            name: o.name.clone(),
-            value: o.value.map(|v| format_decimal(v, 4)),
-            target: format_decimal(o.target, 4),
-            state: o.state,
+        .map(|o| {
+            let fresh = ObjectiveStatus {
+                name: o.name.clone(),
+                value: o.value.map(|v| format_decimal(v, 4)),
+                target: format_decimal(o.target, 4),
+                state: o.state,
+            };
+            let shown = previous.objectives.iter().find(|p| p.name == o.name);
+            match shown {
+                Some(shown) if close_enough(shown, &fresh, o.value) => shown.clone(),
+                _ => fresh,
+            }
         })
         .collect();
     status.consecutive_failures =
@@ -77,31 +84,50 @@ pub fn decided(previous: &ScalingPolicyStatus, round: &Round, history: crate::ap
         status.last_scale_time = Some(Time(round.now));
     }
 
-    let message = decision.reasons.first().map(|s| s.message.clone()).unwrap_or_default();
+    let fresh_message = decision.reasons.first().map(|s| s.message.clone()).unwrap_or_default();
     let last = LastDecision {
         time: Time(round.now),
         from: round.current,
         to: decision.desired_replicas,
         reason: decision.reason,
-        message: message.clone(),
+        message: fresh_message,
         limited_by: decision.limited_by,
     };
-    // The time of a decision is when it was first made: an unchanged decision keeps its time, so
-    // a quiet loop leaves status alone.
-    let same = previous.last_decision.as_ref().is_some_and(|p| {
-        p.from == last.from
-            && p.to == last.to
-            && p.reason == last.reason
-            && p.limited_by == last.limited_by
-            && p.message == last.message
-    });
-    if !same {
-        status.last_decision = Some(last);
-    }
+    // The time and message of a decision are those of when it was first made: the same decision
+    // again (its numbers moving a little, say) keeps them, so a quiet loop leaves status alone. The
+    // values of every round are in the objectives' metrics.
+    let kept = previous
+        .last_decision
+        .as_ref()
+        .filter(|p| p.from == last.from && p.to == last.to && p.reason == last.reason && p.limited_by == last.limited_by);
+    let message = match kept {
+        Some(kept) => kept.message.clone(),
+        None => {
+            let message = last.message.clone();
+            status.last_decision = Some(last);
+            message
+        }
+    };
 
     let wanted = wanted_conditions(round, &message);
     let flips = conditions::apply(&mut status.conditions, &wanted, round.generation, round.now);
     (status, flips)
+}
+
+/// An objective's value shown in status moves when the value read moves by more than this share
+/// of it (finer than HPA's 10 % tolerance band, which is what decides) or when its state, target or
+/// absence changes: noise in a flat load does not rewrite status every round.
+pub const VALUE_REFRESH: f64 = 0.05;
+
+fn close_enough(shown: &ObjectiveStatus, fresh: &ObjectiveStatus, value: Option<f64>) -> bool {
+    if shown.state != fresh.state || shown.target != fresh.target {
+        return false;
+    }
+    match (shown.value.as_deref().and_then(|v| v.parse::<f64>().ok()), value) {
+        (Some(old), Some(new)) => (new - old).abs() <= VALUE_REFRESH * old.abs(),
+        (None, None) => shown.value.is_none(),
+        _ => false,
+    }
 }
 
 /// How many objectives the one-line summary names before "+N more".
@@ -351,6 +377,25 @@ mod tests {
             last_round = Some(now);
         }
         assert!(written.iter().all(|w| *w == written[0]), "status changed during a flat load:\n{}\n{}", written[0], written[499]);
+    }
+
+    #[test]
+    fn a_value_moving_within_five_percent_keeps_status_as_it_was_and_a_bigger_move_shows() {
+        let mut d = decision(7, Reason::ObjectiveBreached, Reason::DesiredWithinRange);
+        let (first, _) = decided(&ScalingPolicyStatus::default(), &round(&d, &Hold::None, 0), History::default());
+        d.objectives[0].value = Some(0.42);
+        d.reasons[0].message = "p99-latency 0.42 > 0.3".into();
+        let (noisy, _) = decided(&first, &round(&d, &Hold::None, 15), History::default());
+        assert_eq!(noisy, first, "0.41 -> 0.42 is noise: nothing to write");
+        d.objectives[0].value = Some(0.5);
+        let (moved, _) = decided(&first, &round(&d, &Hold::None, 30), History::default());
+        assert_eq!(moved.objectives[0].value.as_deref(), Some("0.5"));
+        assert_eq!(moved.targets.as_deref(), Some("p99-latency 0.5/0.3"));
+        let mut other = decision(9, Reason::ObjectiveBreached, Reason::DesiredWithinRange);
+        other.reasons[0].message = "p99-latency 0.6 > 0.3".into();
+        let (decided_again, _) = decided(&moved, &round(&other, &Hold::None, 45), History::default());
+        let last = decided_again.last_decision.expect("a last decision");
+        assert_eq!((last.to, last.message.as_str()), (9, "p99-latency 0.6 > 0.3"), "a new decision brings its own message");
     }
 
     #[test]
