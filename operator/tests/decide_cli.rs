@@ -348,3 +348,55 @@ fn a_budget_cut_below_the_current_count_goes_at_the_scale_down_rate() {
     assert_eq!(decision["desiredReplicas"], json!(18), "one rate-limited step, not straight to the budget: {decision}");
     assert_eq!(decision["limitedBy"], json!("BudgetLimited"), "{decision}");
 }
+
+#[test]
+fn numbers_decide_exactly_like_the_quantity_strings_they_stand_for() {
+    let strings = decide_stdin(&situation().to_string());
+    let mut s = situation();
+    s["policy"]["spec"]["objectives"][0]["target"] = json!(80);
+    s["policy"]["spec"]["objectives"][1]["target"] = json!(0.25);
+    s["policy"]["spec"]["budget"]["maxCostPerHour"] = json!(5);
+    s["policy"]["spec"]["behavior"] = json!({"scaleUp": {"tolerance": 0.1}});
+    s["observations"] = json!({"rps": {"value": 700}, "p99": {"value": 0.2}});
+    s["pools"][0]["spec"]["price"] = json!({"cpuCoreHour": 0.0105, "memoryGiBHour": 0.0014});
+    s["pools"][1]["spec"]["price"] = json!({"cpuCoreHour": 0.035, "memoryGiBHour": 0.0047});
+    s["podRequests"] = json!({"cpu": 0.5, "memory": 1073741824});
+    let numbers = decide_stdin(&s.to_string());
+    assert!(numbers.status.success(), "stderr: {}", String::from_utf8_lossy(&numbers.stderr));
+    let decided = |output: &Output| -> Value { serde_json::from_slice(&output.stdout).expect("one JSON object") };
+    assert_eq!(decided(&numbers), decided(&strings));
+}
+
+#[test]
+fn a_yaml_float_such_as_2e2_is_a_quantity() {
+    let situation = r#"
+now: "2026-01-01T00:10:00Z"
+policy:
+  apiVersion: trimtab.dev/v1alpha1
+  kind: ScalingPolicy
+  metadata: {name: web, namespace: default}
+  spec:
+    targetRef: {kind: Deployment, name: web}
+    maxReplicas: 10
+    objectives: [{name: rps, kind: AverageValue, query: "sum(x)", target: 2e2}]
+currentReplicas: 2
+observations: {rps: {value: 1.2e3}}
+"#;
+    let output = decide_stdin(situation);
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let decision: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(decision["recommendation"], json!(6), "1200 / 200: {decision}");
+}
+
+#[test]
+fn a_target_that_is_neither_a_number_nor_a_string_is_rejected_by_its_path() {
+    rejected(
+        |s| s["policy"]["spec"]["objectives"][0]["target"] = json!(true),
+        &["objectives[0].target", "a number, or a string"],
+    );
+}
+
+#[test]
+fn a_target_of_zero_written_as_a_number_is_rejected_by_its_path() {
+    rejected(|s| s["policy"]["spec"]["objectives"][0]["target"] = json!(0), &["objectives[0].target", "more than zero"]);
+}

@@ -127,9 +127,11 @@ pub struct Objective {
     #[x_kube(validation = Rule::new("self.trim() != ''").message("query must not be blank"))]
     pub query: String,
 
-    /// The target, a positive quantity ("300m", "0.01", "50").
-    #[schemars(length(min = 1, max = 64))]
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("target must be a positive quantity such as \"300m\", \"0.01\" or \"50\""))]
+    /// The target, a positive quantity: a whole number (50) or a string ("300m", "0.01", "50").
+    /// Write decimals as strings ("0.25", not 0.25): the API server takes only whole numbers
+    /// unquoted, as for a HorizontalPodAutoscaler's averageValue.
+    #[serde(deserialize_with = "crate::api::quantity::deserialize_quantity")]
+    #[schemars(schema_with = "crate::api::quantity::positive_quantity_schema")]
     pub target: String,
 
     /// How the query's value relates to replicas.
@@ -199,11 +201,15 @@ pub struct ScalingRules {
     #[schemars(length(max = 10))]
     pub policies: Option<Vec<ScalingRulePolicy>>,
 
-    /// The relative change of an AverageValue or Value objective that is ignored, a quantity
-    /// ("0.1" = 10%). Defaults to 0.1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
-    #[x_kube(validation = Rule::new("isQuantity(self) && !quantity(self).isLessThan(quantity('0'))").message("tolerance must be a quantity of zero or more, such as \"0.1\""))]
+    /// The relative change of an AverageValue or Value objective that is ignored, a quantity of
+    /// zero or more ("0.1" = 10%, "50m" = 5%). Defaults to 0.1. Write decimals as strings: the API
+    /// server takes only whole numbers unquoted.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::api::quantity::deserialize_optional_quantity"
+    )]
+    #[schemars(schema_with = "crate::api::quantity::non_negative_quantity_schema")]
     pub tolerance: Option<String>,
 }
 
@@ -239,9 +245,10 @@ pub enum PolicyType {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Budget {
-    /// The most the workload may cost per hour, a positive quantity ("3.50").
-    #[schemars(length(min = 1, max = 64))]
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("maxCostPerHour must be a positive quantity such as \"3.50\""))]
+    /// The most the workload may cost per hour, a positive quantity: a whole number (4) or a
+    /// string ("3.50"). Write decimals as strings: the API server takes only whole numbers unquoted.
+    #[serde(deserialize_with = "crate::api::quantity::deserialize_quantity")]
+    #[schemars(schema_with = "crate::api::quantity::positive_quantity_schema")]
     pub max_cost_per_hour: String,
 
     /// Cap (default): never scale above what the budget pays for, except to keep minReplicas.

@@ -52,7 +52,8 @@ fn default_true() -> bool {
 
 #[derive(Deserialize)]
 struct ObservationInput {
-    #[serde(default)]
+    /// A quantity: a number, or a string such as "412m".
+    #[serde(default, deserialize_with = "crate::api::quantity::deserialize_optional_quantity")]
     value: Option<String>,
     #[serde(default)]
     absent: Option<Absence>,
@@ -60,9 +61,9 @@ struct ObservationInput {
 
 #[derive(Deserialize)]
 struct PodRequests {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::quantity::deserialize_optional_quantity")]
     cpu: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::quantity::deserialize_optional_quantity")]
     memory: Option<String>,
 }
 
