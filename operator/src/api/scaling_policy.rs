@@ -140,6 +140,26 @@ pub struct Objective {
     /// (throughput); desired = ceil(value / target). Value: the value moves inversely with replicas;
     /// desired = ceil(current × value / target).
     pub kind: ObjectiveKind,
+
+    /// What it means when the query has nothing to measure: it returns no series (a counter that
+    /// client libraries create only on the first 5xx, say), or NaN (0/0: a ratio or a
+    /// histogram_quantile over zero traffic). MissingData (the default): missing data, as
+    /// spec.missingData says (scale up only, hold, fall back; never down). Zero: read as 0, so a
+    /// service with no errors, or no traffic, can scale down to minReplicas. Infinity, stale
+    /// samples, several series and an unreachable Prometheus are missing data whatever this says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when_empty: Option<WhenEmpty>,
+}
+
+// What an objective's query returning no series, or NaN, means. (Plain comments: a doc comment here
+// would replace the field's description in the CRD.)
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum WhenEmpty {
+    // Missing data: never a reason to scale down.
+    #[default]
+    MissingData,
+    // The value 0: nothing happened (no errors, no traffic).
+    Zero,
 }
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -259,9 +259,9 @@ mod tests {
 
     #[test]
     fn nan_and_infinity_are_absences() {
-        for v in ["NaN", "+Inf", "-Inf"] {
+        for (v, absence) in [("NaN", Absence::NaN), ("+Inf", Absence::Infinite), ("-Inf", Absence::Infinite)] {
             let d = data(&format!(r#"{{"resultType":"scalar","result":[1700000000,"{v}"]}}"#));
-            assert_eq!(parse(&d, NOW, FRESH), Sample::Absent(Absence::NaN), "{v}");
+            assert_eq!(parse(&d, NOW, FRESH), Sample::Absent(absence), "{v}");
         }
     }
 
