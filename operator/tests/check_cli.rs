@@ -310,10 +310,10 @@ fn a_ratio_whose_numerator_has_no_series_is_empty_warned_with_the_fix_and_exits_
     assert_eq!(ratio.0, "spec.objectives[0].query");
     assert!(ratio.1.contains("right now it returns no series while the denominator returns 1"), "{}", ratio.1);
     assert!(ratio.1.contains(r#"or vector(0)) / sum(rate(http_requests_total{app="checkout"}[5s]))"#), "{}", ratio.1);
-    assert!(
-        warnings.iter().any(|(field, m)| field == "spec.objectives[0].whenEmpty" && m.contains("whenEmpty: Zero")),
-        "{warnings:?}"
-    );
+    let when_empty =
+        warnings.iter().find(|(field, _)| field == "spec.objectives[0].whenEmpty").unwrap_or_else(|| panic!("{warnings:?}"));
+    assert!(when_empty.1.contains(r#"no series match http_requests_total{app="checkout",code=~"5.."}"#), "{}", when_empty.1);
+    assert!(when_empty.1.contains("set whenEmpty: Zero"), "{}", when_empty.1);
     assert_eq!(report["decision"]["reason"], json!("MetricsUnavailable"), "no data: hold");
     assert_eq!(report["decision"]["desiredReplicas"], json!(6));
 }
@@ -406,4 +406,25 @@ fn a_policy_that_does_not_parse_or_validate_exits_two_naming_the_field() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("spec.objectives[0].target"), "{stderr}");
     assert!(output.stdout.is_empty(), "nothing on stdout on bad input");
+}
+
+#[test]
+fn a_misspelled_metric_that_when_empty_zero_reads_as_zero_is_still_warned_about() {
+    let Some(prometheus) = prometheus() else { return };
+    let objectives = json!([
+        {"name": "errors", "kind": "Ceiling", "query": r#"sum(rate(http_request_totl{app="checkout"}[5s]))"#, "target": "1", "whenEmpty": "Zero"},
+        {"name": "rps-per-replica", "kind": "AverageValue", "query": CHECKOUT_RPS, "target": "60"}
+    ]);
+    let output = check(&prometheus.url, &policy(objectives), &["--current", "2", "-o", "json"]);
+    assert_eq!(output.status.code(), Some(0), "read as 0, as the policy says: usable");
+    let report = json_report(&output);
+    let errors = objective(&report, "errors");
+    assert_eq!((errors["value"].clone(), errors["readAsZero"].clone()), (json!(0.0), json!("Empty")));
+    let warnings = warnings_of(errors);
+    assert!(
+        warnings.iter().any(|(f, m)| f == "spec.objectives[0].whenEmpty"
+            && m.contains(r#"no series match http_request_totl{app="checkout"}"#)
+            && m.contains("misspelled")),
+        "{warnings:?}"
+    );
 }

@@ -275,14 +275,19 @@ async fn objective_warnings(
                 ),
             });
         }
-        Some(QueryOutcome::Sample(Sample::Absent(Absence::Empty))) if rule.when_empty == WhenEmpty::MissingData => {
-            warnings.push(Warning {
-                field: field("whenEmpty"),
-                message: "the query returns no series, which this objective reads as missing data (scale up only, never down). \
-                          If no series means nothing happened (no errors yet, no traffic), set whenEmpty: Zero; otherwise check \
-                          the metric names and labels against Prometheus"
-                    .into(),
-            });
+        Some(QueryOutcome::Sample(Sample::Absent(Absence::Empty))) => {
+            let why = why_empty(client, &rule.query).await;
+            let message = match rule.when_empty {
+                WhenEmpty::MissingData => format!(
+                    "the query returns no series, which this objective reads as missing data (scale up only, never down); \
+                     {why}. If no series means nothing happened (no errors yet, no traffic), set whenEmpty: Zero"
+                ),
+                WhenEmpty::Zero => format!(
+                    "the query returns no series, which whenEmpty: Zero reads as 0; {why}. A misspelled metric or label \
+                     reads 0 too: make sure no series is what nothing happening looks like"
+                ),
+            };
+            warnings.push(Warning { field: field("whenEmpty"), message });
         }
         Some(QueryOutcome::Sample(Sample::Absent(Absence::NaN))) if rule.when_empty == WhenEmpty::MissingData => {
             warnings.push(Warning {
@@ -311,6 +316,30 @@ async fn objective_warnings(
     warnings.extend(unit_warnings(&field("target"), rule, &shape));
     warnings.extend(window_warnings(client, &field("query"), &shape, scrape_intervals).await);
     warnings
+}
+
+/// Why a query is empty: the selectors that match no series, or, when all match, the expression.
+async fn why_empty(client: &PrometheusClient, query: &str) -> String {
+    let Ok(shape) = promql::shape(query) else { return "check the metric names and labels".into() };
+    let queries: Vec<String> = shape.selectors.iter().map(|s| format!("count({s})")).collect();
+    let counts = futures::future::join_all(queries.iter().map(|q| client.report(q))).await;
+    let unmatched: Vec<&str> = shape
+        .selectors
+        .iter()
+        .zip(&counts)
+        .filter(|(_, report)| matches!(report.outcome, QueryOutcome::Sample(Sample::Absent(Absence::Empty))))
+        .map(|(selector, _)| selector.as_str())
+        .collect();
+    if unmatched.is_empty() {
+        "every selector matches series, so the expression empties them (a ratio's numerator, a filter, or a rate() \
+         window holding fewer than two samples)"
+            .into()
+    } else {
+        format!(
+            "no series match {}: check the metric name and labels (or that the app has served this yet)",
+            unmatched.join(", ")
+        )
+    }
 }
 
 /// A ratio whose numerator can be empty, and whether it is empty right now.

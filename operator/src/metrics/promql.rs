@@ -19,6 +19,9 @@ pub struct QueryShape {
     pub windows: Vec<RateWindow>,
     /// The metric names the query selects, in order of appearance, once each.
     pub metrics: Vec<String>,
+    /// Every vector selector (also those of range selectors), re-printed, once each: a query for
+    /// the series it matches.
+    pub selectors: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +98,10 @@ fn walk(expr: &Expr, guarded: bool, shape: &mut QueryShape, metrics: &mut BTreeS
 }
 
 fn remember_metric(selector: &VectorSelector, shape: &mut QueryShape, metrics: &mut BTreeSet<String>) {
+    let printed = selector.to_string();
+    if !shape.selectors.contains(&printed) {
+        shape.selectors.push(printed);
+    }
     let name = selector.name.clone().or_else(|| equal_matcher(&selector.matchers, "__name__"));
     if let Some(name) = name
         && metrics.insert(name.clone())
@@ -195,6 +202,7 @@ mod tests {
         assert_eq!(windows, [("rate", 30, Some("api".into())), ("increase", 300, None), ("irate", 60, None)]);
         assert_eq!(found.windows[0].selector, r#"a_total{job="api"}"#);
         assert_eq!(found.metrics, ["a_total", "b_total", "c_total"]);
+        assert_eq!(found.selectors, [r#"a_total{job="api"}"#, "b_total", "c_total"]);
     }
 
     #[test]
