@@ -21,7 +21,7 @@ const READY_DEADLINE: Duration = Duration::from_secs(90);
 
 // ---- The exporter: what an app instrumented with a client library serves ----
 
-/// checkout: 100 requests/s, all 200 (no 5xx series yet), latency mostly under 100 ms.
+/// checkout: 100 requests/s, all 200 (no 5xx series yet), latency mostly under 100 ms (p99 about 195 ms).
 /// idle: the same families, standing still (no traffic). queue_depth: two partitions.
 fn metrics_text(elapsed: f64) -> String {
     let count = (elapsed * 100.0).floor();
@@ -32,7 +32,7 @@ fn metrics_text(elapsed: f64) -> String {
     text.push_str(&format!("http_requests_total{{app=\"checkout\",code=\"200\"}} {count}\n"));
     text.push_str("http_requests_total{app=\"idle\",code=\"200\"} 42\n");
     text.push_str("# TYPE http_request_duration_seconds histogram\n");
-    for (le, share) in [("0.05", 0.5), ("0.1", 0.9), ("0.25", 0.99), ("+Inf", 1.0)] {
+    for (le, share) in [("0.05", 0.5), ("0.1", 0.9), ("0.2", 0.995), ("0.25", 0.999), ("+Inf", 1.0)] {
         text.push_str(&bucket(le, share));
     }
     text.push_str(&format!("http_request_duration_seconds_sum{{app=\"checkout\"}} {}\n", count * 0.06));
@@ -426,5 +426,26 @@ fn a_misspelled_metric_that_when_empty_zero_reads_as_zero_is_still_warned_about(
             && m.contains(r#"no series match http_request_totl{app="checkout"}"#)
             && m.contains("misspelled")),
         "{warnings:?}"
+    );
+}
+
+#[test]
+fn the_flagship_example_checks_clean_and_scales_down_an_app_that_has_never_failed() {
+    let Some(prometheus) = prometheus() else { return };
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/web-service-slo.yaml");
+    let text = std::fs::read_to_string(example).expect("the example is readable");
+    let output = check(&prometheus.url, &text, &["--current", "10", "-o", "json"]);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let report = json_report(&output);
+    for name in ["p99-latency", "error-rate", "rps-per-replica"] {
+        assert_eq!(warnings_of(objective(&report, name)), vec![], "{name}");
+    }
+    assert_eq!(report["warnings"], json!([]));
+    assert_eq!(objective(&report, "error-rate")["value"], json!(0.0), "no code=\"5xx\" series yet: 0");
+    assert_eq!(
+        report["decision"]["desiredReplicas"],
+        json!(2),
+        "healthy at about 100 rps, 50 per replica: minReplicas: {}",
+        report["decision"]
     );
 }
