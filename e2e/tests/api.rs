@@ -48,6 +48,10 @@ async fn each_rule_rejects_its_bad_policy_naming_the_field() {
         let api: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &namespace, &resource);
 
         create(&api, "good", good_spec()).await.expect("a good policy is accepted");
+        // Quantities take whole numbers unquoted, as HPA's averageValue does.
+        let mut numbers = with(good_spec(), "/objectives/0/target", json!(50));
+        numbers["budget"] = json!({"maxCostPerHour": 4});
+        create(&api, "numbers", numbers).await.expect("a whole-number target and budget are accepted");
 
         let duplicate = json!([
             {"name": "p99", "kind": "Ceiling", "query": "a", "target": "1"},
@@ -59,6 +63,8 @@ async fn each_rule_rejects_its_bad_policy_naming_the_field() {
             ("spot-percent", with(good_spec(), "/placement/spotPercentage", json!(120)), "spotPercentage"),
             ("target-zero", with(good_spec(), "/objectives/0/target", json!("0")), "target"),
             ("target-text", with(good_spec(), "/objectives/0/target", json!("fast")), "target"),
+            ("target-integer-zero", with(good_spec(), "/objectives/0/target", json!(0)), "target"),
+            ("target-unquoted-decimal", with(good_spec(), "/objectives/0/target", json!(0.5)), "target"),
             ("blank-query", with(good_spec(), "/objectives/0/query", json!("  ")), "query"),
             ("duplicate-names", with(good_spec(), "/objectives", duplicate), "objectives"),
             ("bad-interval", with_field(good_spec(), "interval", json!("soon")), "interval"),

@@ -23,15 +23,30 @@ enum Command {
     /// Replay a load trace through a policy against a model of the service, beside HPA and static
     /// provisioning; write summary.json, timeline.csv and a report (SVG and PNG).
     Simulate(Box<cli::simulate::SimulateArgs>),
+    /// Run a policy's queries against Prometheus before applying it: each objective's value or
+    /// absence, its series, what it proposes, warnings naming the field to fix, and the decision.
+    /// Exits 0 when every objective has a usable value, 1 when one has not, 2 on bad input.
+    Check(Box<cli::check::CheckArgs>),
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Command::Check(check) = &args.command {
+        return match cli::check::run(check) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(2) // bad input, as clap's usage errors
+            }
+        };
+    }
     let result = match args.command {
         Command::Run(run) => cli::run::run(*run).map_err(Into::into),
         Command::Crd => cli::crd::run(),
         Command::Decide(decide) => cli::decide::run(&decide),
         Command::Simulate(simulate) => cli::simulate::run(&simulate).map_err(Into::into),
+        Command::Check(_) => Ok(()), // handled above, for its own exit codes
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -348,3 +348,102 @@ fn a_budget_cut_below_the_current_count_goes_at_the_scale_down_rate() {
     assert_eq!(decision["desiredReplicas"], json!(18), "one rate-limited step, not straight to the budget: {decision}");
     assert_eq!(decision["limitedBy"], json!("BudgetLimited"), "{decision}");
 }
+
+#[test]
+fn numbers_decide_exactly_like_the_quantity_strings_they_stand_for() {
+    let strings = decide_stdin(&situation().to_string());
+    let mut s = situation();
+    s["policy"]["spec"]["objectives"][0]["target"] = json!(80);
+    s["policy"]["spec"]["objectives"][1]["target"] = json!(0.25);
+    s["policy"]["spec"]["budget"]["maxCostPerHour"] = json!(5);
+    s["policy"]["spec"]["behavior"] = json!({"scaleUp": {"tolerance": 0.1}});
+    s["observations"] = json!({"rps": {"value": 700}, "p99": {"value": 0.2}});
+    s["pools"][0]["spec"]["price"] = json!({"cpuCoreHour": 0.0105, "memoryGiBHour": 0.0014});
+    s["pools"][1]["spec"]["price"] = json!({"cpuCoreHour": 0.035, "memoryGiBHour": 0.0047});
+    s["podRequests"] = json!({"cpu": 0.5, "memory": 1073741824});
+    let numbers = decide_stdin(&s.to_string());
+    assert!(numbers.status.success(), "stderr: {}", String::from_utf8_lossy(&numbers.stderr));
+    let decided = |output: &Output| -> Value { serde_json::from_slice(&output.stdout).expect("one JSON object") };
+    assert_eq!(decided(&numbers), decided(&strings));
+}
+
+#[test]
+fn a_yaml_float_such_as_2e2_is_a_quantity() {
+    let situation = r#"
+now: "2026-01-01T00:10:00Z"
+policy:
+  apiVersion: trimtab.dev/v1alpha1
+  kind: ScalingPolicy
+  metadata: {name: web, namespace: default}
+  spec:
+    targetRef: {kind: Deployment, name: web}
+    maxReplicas: 10
+    objectives: [{name: rps, kind: AverageValue, query: "sum(x)", target: 2e2}]
+currentReplicas: 2
+observations: {rps: {value: 1.2e3}}
+"#;
+    let output = decide_stdin(situation);
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let decision: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(decision["recommendation"], json!(6), "1200 / 200: {decision}");
+}
+
+#[test]
+fn a_target_that_is_neither_a_number_nor_a_string_is_rejected_by_its_path() {
+    rejected(
+        |s| s["policy"]["spec"]["objectives"][0]["target"] = json!(true),
+        &["objectives[0].target", "a number, or a string"],
+    );
+}
+
+#[test]
+fn a_target_of_zero_written_as_a_number_is_rejected_by_its_path() {
+    rejected(|s| s["policy"]["spec"]["objectives"][0]["target"] = json!(0), &["objectives[0].target", "more than zero"]);
+}
+
+/// An idle service: no requests, so its p99 is NaN and its error ratio has no 5xx series.
+fn idle(when_empty: Option<&str>) -> Value {
+    let mut s = situation();
+    s["currentReplicas"] = json!(10);
+    s["history"] = json!({});
+    let spec = &mut s["policy"]["spec"];
+    spec["objectives"] = json!([
+        {"name": "rps", "kind": "AverageValue", "query": "sum(rate(http_requests_total[2m]))", "target": "80"},
+        {"name": "p99", "kind": "Ceiling", "query": "histogram_quantile(0.99, x)", "target": "250m"},
+        {"name": "errors", "kind": "Ceiling", "query": "sum(rate(http_requests_total{code=~\"5..\"}[2m])) / sum(rate(http_requests_total[2m]))", "target": "0.01"}
+    ]);
+    if let Some(when_empty) = when_empty {
+        spec["objectives"][1]["whenEmpty"] = json!(when_empty);
+        spec["objectives"][2]["whenEmpty"] = json!(when_empty);
+    }
+    s["observations"] = json!({"rps": {"value": 0}, "p99": {"absent": "NaN"}, "errors": {"absent": "Empty"}});
+    s
+}
+
+#[test]
+fn an_idle_service_holds_unless_its_objectives_read_no_data_as_zero() {
+    for (when_empty, desired) in [(None, 10), (Some("MissingData"), 10), (Some("Zero"), 2)] {
+        let output = decide_stdin(&idle(when_empty).to_string());
+        assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+        let decision: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+        assert_eq!(decision["desiredReplicas"], json!(desired), "whenEmpty {when_empty:?}: {decision}");
+    }
+}
+
+#[test]
+fn an_absence_read_as_zero_says_so_in_the_decision() {
+    let output = decide_stdin(&idle(Some("Zero")).to_string());
+    let decision: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    let objective =
+        |name: &str| decision["objectives"].as_array().expect("objectives").iter().find(|o| o["name"] == name).cloned();
+    let p99 = objective("p99").expect("p99");
+    assert_eq!((p99["value"].clone(), p99["readAsZero"].clone()), (json!(0.0), json!("NaN")), "{p99}");
+    let errors = objective("errors").expect("errors");
+    assert_eq!(errors["readAsZero"], json!("Empty"), "{errors}");
+    assert!(objective("rps").expect("rps").get("readAsZero").is_none(), "a real value is not read as anything");
+}
+
+#[test]
+fn an_unknown_when_empty_is_rejected_by_its_path() {
+    rejected(|s| s["policy"]["spec"]["objectives"][0]["whenEmpty"] = json!("Nothing"), &["objectives[0].whenEmpty", "Zero"]);
+}

@@ -72,6 +72,7 @@ fn arb_absence() -> impl Strategy<Value = Absence> {
     prop::sample::select(vec![
         Absence::Empty,
         Absence::NaN,
+        Absence::Infinite,
         Absence::Stale,
         Absence::MultipleSeries,
         Absence::Unreachable,
@@ -230,6 +231,30 @@ fn arb_case_missing_data(spec: impl Strategy<Value = Value>) -> impl Strategy<Va
     })
 }
 
+/// A case whose objectives all read no series and NaN as zero, and where one objective has an
+/// absence that is still missing data (stale, several series, unreachable, a timeout, infinity).
+fn arb_case_zero_when_empty_with_real_missing_data() -> impl Strategy<Value = Case> {
+    let spec = arb_spec(Some(false), None, false).prop_map(|mut spec| {
+        for objective in spec["objectives"].as_array_mut().expect("objectives") {
+            objective["whenEmpty"] = json!("Zero");
+        }
+        spec
+    });
+    let still_missing = prop::sample::select(vec![
+        Absence::Infinite,
+        Absence::Stale,
+        Absence::MultipleSeries,
+        Absence::Unreachable,
+        Absence::Timeout,
+        Absence::Negative,
+    ]);
+    (arb_case_with(spec), any::<prop::sample::Index>(), still_missing).prop_map(|(mut case, index, absence)| {
+        let i = index.index(case.samples.len());
+        case.samples[i] = Some(Sample::Absent(absence));
+        case
+    })
+}
+
 proptest! {
     #![proptest_config(common::proptest_config(2000))]
 
@@ -240,6 +265,12 @@ proptest! {
             (policy.min_replicas..=policy.max_replicas).contains(&decision.desired_replicas),
             "{} not in [{}, {}]: {:?}", decision.desired_replicas, policy.min_replicas, policy.max_replicas, decision.reasons
         );
+    }
+
+    #[test]
+    fn when_empty_zero_never_turns_a_broken_read_into_a_scale_down(case in arb_case_zero_when_empty_with_real_missing_data()) {
+        let (_, decision) = case.decide();
+        prop_assert!(decision.desired_replicas >= case.current, "{} < {}: {:?}", decision.desired_replicas, case.current, decision.reasons);
     }
 
     #[test]

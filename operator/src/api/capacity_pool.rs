@@ -65,19 +65,23 @@ pub enum CapacityType {
     OnDemand,
 }
 
-/// Unit prices, as quantities in the cluster's currency. A replica costs its CPU request times
-/// cpuCoreHour plus its memory request in GiB times memoryGiBHour (OpenCost's model).
+/// Unit prices, as quantities of zero or more in the cluster's currency: a whole number (1) or a
+/// string ("0.0105"); write decimals as strings, as the API server takes only whole numbers
+/// unquoted. A replica costs its CPU request times cpuCoreHour plus its memory request in GiB times
+/// memoryGiBHour (OpenCost's model).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!isQuantity(self.cpuCoreHour) || !isQuantity(self.memoryGiBHour) || quantity(self.cpuCoreHour).isGreaterThan(quantity('0')) || quantity(self.memoryGiBHour).isGreaterThan(quantity('0'))").message("cpuCoreHour and memoryGiBHour are both zero: give at least one a price above zero"))]
+#[x_kube(validation = Rule::new("(type(self.cpuCoreHour) == int ? self.cpuCoreHour > 0 : (!isQuantity(self.cpuCoreHour) || quantity(self.cpuCoreHour).isGreaterThan(quantity('0')))) || (type(self.memoryGiBHour) == int ? self.memoryGiBHour > 0 : (!isQuantity(self.memoryGiBHour) || quantity(self.memoryGiBHour).isGreaterThan(quantity('0'))))").message("cpuCoreHour and memoryGiBHour are both zero: give at least one a price above zero"))]
 pub struct Price {
-    /// The price of one CPU core for one hour ("0.0105").
-    #[schemars(length(min = 1, max = 64))]
-    #[x_kube(validation = Rule::new("isQuantity(self) && !quantity(self).isLessThan(quantity('0'))").message("cpuCoreHour must be a quantity of zero or more, such as \"0.0105\""))]
+    /// The price of one CPU core for one hour, a quantity of zero or more ("0.0105", or a whole
+    /// number such as 1; write decimals as strings).
+    #[serde(deserialize_with = "crate::api::quantity::deserialize_quantity")]
+    #[schemars(schema_with = "crate::api::quantity::non_negative_quantity_schema")]
     pub cpu_core_hour: String,
-    /// The price of one GiB of memory for one hour ("0.0014").
-    #[schemars(length(min = 1, max = 64))]
-    #[x_kube(validation = Rule::new("isQuantity(self) && !quantity(self).isLessThan(quantity('0'))").message("memoryGiBHour must be a quantity of zero or more, such as \"0.0014\""))]
+    /// The price of one GiB of memory for one hour, a quantity of zero or more ("0.0014", or a
+    /// whole number; write decimals as strings).
+    #[serde(deserialize_with = "crate::api::quantity::deserialize_quantity")]
+    #[schemars(schema_with = "crate::api::quantity::non_negative_quantity_schema")]
     pub memory_gi_b_hour: String,
 }
 

@@ -4,7 +4,7 @@
 mod capacity_pool;
 pub mod crd;
 mod duration;
-mod quantity;
+pub mod quantity;
 mod reason;
 mod scaling_policy;
 

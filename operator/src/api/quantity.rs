@@ -140,6 +140,107 @@ pub fn format_decimal(value: f64, decimals: usize) -> String {
     if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_owned() } else { text }
 }
 
+/// What a spec field holding a quantity accepts, as HPA's `resource.Quantity` does: a string
+/// (`"300m"`, `"0.25"`) or a number. The API server takes whole numbers unquoted (the CRD says
+/// `x-kubernetes-int-or-string`); `trimtab decide`, `simulate` and `check` take any JSON or YAML
+/// number (YAML 1.2 reads `2e2` and `0.5` as floats). The field keeps the text, so the rest of
+/// Trimtab sees one form.
+pub struct QuantityText(pub String);
+
+impl<'de> serde::Deserialize<'de> for QuantityText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(QuantityTextVisitor)
+    }
+}
+
+struct QuantityTextVisitor;
+
+impl serde::de::Visitor<'_> for QuantityTextVisitor {
+    type Value = QuantityText;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a quantity: a number, or a string such as \"300m\", \"0.25\" or \"1Gi\"")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<QuantityText, E> {
+        Ok(QuantityText(text.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, text: String) -> Result<QuantityText, E> {
+        Ok(QuantityText(text))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<QuantityText, E> {
+        Ok(QuantityText(value.to_string()))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<QuantityText, E> {
+        Ok(QuantityText(value.to_string()))
+    }
+
+    fn visit_i128<E: serde::de::Error>(self, value: i128) -> Result<QuantityText, E> {
+        Ok(QuantityText(value.to_string()))
+    }
+
+    fn visit_u128<E: serde::de::Error>(self, value: u128) -> Result<QuantityText, E> {
+        Ok(QuantityText(value.to_string()))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<QuantityText, E> {
+        if !value.is_finite() {
+            return Err(E::custom(format!("{value} is not a quantity: write a finite number, such as 0.25 or \"250m\"")));
+        }
+        // Debug keeps an exponent for very large or small numbers ("1e-7"), which Quantity parses.
+        Ok(QuantityText(format!("{value:?}")))
+    }
+}
+
+/// `#[serde(deserialize_with)]` for a `String` quantity field: a string or any number.
+pub fn deserialize_quantity<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    <QuantityText as serde::Deserialize>::deserialize(deserializer).map(|q| q.0)
+}
+
+/// `#[serde(deserialize_with)]` for an `Option<String>` quantity field (with `#[serde(default)]`).
+pub fn deserialize_optional_quantity<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    <Option<QuantityText> as serde::Deserialize>::deserialize(deserializer).map(|q| q.map(|q| q.0))
+}
+
+/// The suffix of a quantity string: binary (Ki..Ei), decimal (n..E) or an integer exponent.
+const SUFFIX_PATTERN: &str = r"(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?";
+
+/// A quantity above zero, written as a string: no sign but `+`, and a digit other than 0.
+pub fn positive_quantity_pattern() -> String {
+    format!(r"^\+?([0-9]*[1-9][0-9]*(\.[0-9]*)?|[0-9]*\.[0-9]*[1-9][0-9]*){SUFFIX_PATTERN}$")
+}
+
+/// A quantity of zero or more, written as a string.
+pub fn non_negative_quantity_pattern() -> String {
+    format!(r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+){SUFFIX_PATTERN}$")
+}
+
+/// The CRD schema of a quantity field, as k8s-openapi writes `resource.Quantity`: an integer or a
+/// string (`x-kubernetes-int-or-string`; kube's structural rewrite would empty an `anyOf` of types). The string form is checked by a pattern and the integer
+/// form by `minimum`, not by CEL: CEL sizes an int-or-string value at the largest request the API
+/// server takes, and two `quantity()` calls per objective would exceed the CRD's cost budget.
+fn quantity_schema(pattern: String, minimum: i64) -> schemars::Schema {
+    schemars::json_schema!({
+        "x-kubernetes-int-or-string": true,
+        "pattern": pattern,
+        "maxLength": 64,
+        "minimum": minimum,
+    })
+}
+
+/// `#[schemars(schema_with)]` for a quantity that must be above zero.
+pub fn positive_quantity_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    quantity_schema(positive_quantity_pattern(), 1)
+}
+
+/// `#[schemars(schema_with)]` for a quantity of zero or more.
+pub fn non_negative_quantity_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    quantity_schema(non_negative_quantity_pattern(), 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +288,55 @@ mod tests {
         assert_eq!(format_decimal(1.5, 2), "1.5");
         assert_eq!(format_decimal(2.0, 2), "2");
         assert_eq!(format_decimal(0.4126, 3), "0.413");
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Field {
+        #[serde(deserialize_with = "deserialize_quantity")]
+        target: String,
+        #[serde(default, deserialize_with = "deserialize_optional_quantity")]
+        tolerance: Option<String>,
+    }
+
+    fn read(json: &str) -> Result<Field, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn a_quantity_field_takes_a_string_or_any_number() {
+        assert_eq!(read(r#"{"target": "300m"}"#).unwrap().target, "300m");
+        assert_eq!(read(r#"{"target": 50}"#).unwrap().target, "50");
+        assert_eq!(read(r#"{"target": -2}"#).unwrap().target, "-2");
+        for (number, value) in [("0.25", 0.25), ("2e2", 200.0), ("1e-7", 1e-7), ("1.5E3", 1500.0)] {
+            let text = read(&format!(r#"{{"target": {number}}}"#)).unwrap().target;
+            assert_eq!(Quantity::parse(&text).unwrap().as_f64(), value, "{number} became {text:?}");
+        }
+        assert_eq!(read(r#"{"target": "1", "tolerance": 0.05}"#).unwrap().tolerance.as_deref(), Some("0.05"));
+        assert_eq!(read(r#"{"target": "1"}"#).unwrap().tolerance, None);
+    }
+
+    #[test]
+    fn a_quantity_field_refuses_what_is_not_a_number_or_a_string() {
+        for bad in [r#"{"target": true}"#, r#"{"target": [1]}"#, r#"{"target": {"value": 1}}"#] {
+            let error = read(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains("a quantity: a number, or a string"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_crd_patterns_accept_exactly_the_quantities_of_their_sign() {
+        let positive = regex::Regex::new(&positive_quantity_pattern()).unwrap();
+        let non_negative = regex::Regex::new(&non_negative_quantity_pattern()).unwrap();
+        let texts = [
+            "300m", "0.01", "50", "1", "1.", ".5", "+2", "1.5k", "1Gi", "2e3", "2E-3", "0", "0.0", "0m", "000", ".0", "0e5",
+            "-1", "-0.5", "", "abc", "1.2.3", "5 pods", "1x", ".", "1e", "e3", "1Ki5",
+        ];
+        for text in texts {
+            let parsed = Quantity::parse(text).ok();
+            let is_positive = parsed.is_some_and(|q| q.is_positive());
+            let is_non_negative = parsed.is_some_and(|q| q.as_f64() >= 0.0);
+            assert_eq!(positive.is_match(text), is_positive, "positive pattern on {text:?}");
+            assert_eq!(non_negative.is_match(text), is_non_negative, "non-negative pattern on {text:?}");
+        }
     }
 }

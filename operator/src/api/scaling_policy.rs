@@ -127,9 +127,11 @@ pub struct Objective {
     #[x_kube(validation = Rule::new("self.trim() != ''").message("query must not be blank"))]
     pub query: String,
 
-    /// The target, a positive quantity ("300m", "0.01", "50").
-    #[schemars(length(min = 1, max = 64))]
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("target must be a positive quantity such as \"300m\", \"0.01\" or \"50\""))]
+    /// The target, a positive quantity: a whole number (50) or a string ("300m", "0.01", "50").
+    /// Write decimals as strings ("0.25", not 0.25): the API server takes only whole numbers
+    /// unquoted, as for a HorizontalPodAutoscaler's averageValue.
+    #[serde(deserialize_with = "crate::api::quantity::deserialize_quantity")]
+    #[schemars(schema_with = "crate::api::quantity::positive_quantity_schema")]
     pub target: String,
 
     /// How the query's value relates to replicas.
@@ -138,6 +140,26 @@ pub struct Objective {
     /// (throughput); desired = ceil(value / target). Value: the value moves inversely with replicas;
     /// desired = ceil(current × value / target).
     pub kind: ObjectiveKind,
+
+    /// What it means when the query has nothing to measure: it returns no series (a counter that
+    /// client libraries create only on the first 5xx, say), or NaN (0/0: a ratio or a
+    /// histogram_quantile over zero traffic). MissingData (the default): missing data, as
+    /// spec.missingData says (scale up only, hold, fall back; never down). Zero: read as 0, so a
+    /// service with no errors, or no traffic, can scale down to minReplicas. Infinity, stale
+    /// samples, several series and an unreachable Prometheus are missing data whatever this says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when_empty: Option<WhenEmpty>,
+}
+
+// What an objective's query returning no series, or NaN, means. (Plain comments: a doc comment here
+// would replace the field's description in the CRD.)
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum WhenEmpty {
+    // Missing data: never a reason to scale down.
+    #[default]
+    MissingData,
+    // The value 0: nothing happened (no errors, no traffic).
+    Zero,
 }
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -199,11 +221,15 @@ pub struct ScalingRules {
     #[schemars(length(max = 10))]
     pub policies: Option<Vec<ScalingRulePolicy>>,
 
-    /// The relative change of an AverageValue or Value objective that is ignored, a quantity
-    /// ("0.1" = 10%). Defaults to 0.1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
-    #[x_kube(validation = Rule::new("isQuantity(self) && !quantity(self).isLessThan(quantity('0'))").message("tolerance must be a quantity of zero or more, such as \"0.1\""))]
+    /// The relative change of an AverageValue or Value objective that is ignored, a quantity of
+    /// zero or more ("0.1" = 10%, "50m" = 5%). Defaults to 0.1. Write decimals as strings: the API
+    /// server takes only whole numbers unquoted.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::api::quantity::deserialize_optional_quantity"
+    )]
+    #[schemars(schema_with = "crate::api::quantity::non_negative_quantity_schema")]
     pub tolerance: Option<String>,
 }
 
@@ -239,9 +265,10 @@ pub enum PolicyType {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Budget {
-    /// The most the workload may cost per hour, a positive quantity ("3.50").
-    #[schemars(length(min = 1, max = 64))]
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("maxCostPerHour must be a positive quantity such as \"3.50\""))]
+    /// The most the workload may cost per hour, a positive quantity: a whole number (4) or a
+    /// string ("3.50"). Write decimals as strings: the API server takes only whole numbers unquoted.
+    #[serde(deserialize_with = "crate::api::quantity::deserialize_quantity")]
+    #[schemars(schema_with = "crate::api::quantity::positive_quantity_schema")]
     pub max_cost_per_hour: String,
 
     /// Cap (default): never scale above what the budget pays for, except to keep minReplicas.

@@ -52,7 +52,8 @@ fn default_true() -> bool {
 
 #[derive(Deserialize)]
 struct ObservationInput {
-    #[serde(default)]
+    /// A quantity: a number, or a string such as "412m".
+    #[serde(default, deserialize_with = "crate::api::quantity::deserialize_optional_quantity")]
     value: Option<String>,
     #[serde(default)]
     absent: Option<Absence>,
@@ -60,23 +61,24 @@ struct ObservationInput {
 
 #[derive(Deserialize)]
 struct PodRequests {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::quantity::deserialize_optional_quantity")]
     cpu: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::quantity::deserialize_optional_quantity")]
     memory: Option<String>,
 }
 
+/// The decision as `trimtab decide` prints it (and `trimtab check` embeds it).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct DecideOutput<'a> {
-    desired_replicas: i32,
-    recommendation: i32,
-    placement: Option<Split>,
-    cost_per_hour: Option<String>,
-    reason: Reason,
-    limited_by: Reason,
-    reasons: &'a [Step],
-    objectives: &'a [ObjectiveOutcome],
+pub struct DecideOutput<'a> {
+    pub desired_replicas: i32,
+    pub recommendation: i32,
+    pub placement: Option<Split>,
+    pub cost_per_hour: Option<String>,
+    pub reason: Reason,
+    pub limited_by: Reason,
+    pub reasons: &'a [Step],
+    pub objectives: &'a [ObjectiveOutcome],
 }
 
 pub fn run(args: &DecideArgs) -> Result<(), CliError> {
@@ -169,7 +171,7 @@ fn pricing(policy: &Policy, pools: &[CapacityPool], requests: Option<Requests>) 
     }
 }
 
-fn output(decision: &Decision) -> DecideOutput<'_> {
+pub fn output(decision: &Decision) -> DecideOutput<'_> {
     DecideOutput {
         desired_replicas: decision.desired_replicas,
         recommendation: decision.recommendation,

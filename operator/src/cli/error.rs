@@ -11,6 +11,8 @@ pub enum CliError {
     Run(#[from] super::run::RunError),
     #[error("{0}")]
     Simulate(#[from] super::simulate::SimulateError),
+    #[error("{0}")]
+    Check(#[from] super::check::CheckError),
     #[error("cannot render JSON: {0}")]
     Json(#[from] serde_json::Error),
 }

@@ -70,3 +70,34 @@ pub fn from_value_strict<T: DeserializeOwned>(source_name: &str, value: serde_js
         None => Ok(parsed),
     }
 }
+
+/// Every document of `text`, each of `kind`: another kind is an error naming the document.
+pub fn of_kind<T: DeserializeOwned>(source_name: &str, text: &str, kind: &str) -> Result<Vec<T>, InputError> {
+    let mut found = Vec::new();
+    for (i, document) in documents(source_name, text)?.into_iter().enumerate() {
+        match document.get("kind").and_then(|k| k.as_str()) {
+            Some(other) if other != kind => {
+                return Err(InputError::Field {
+                    source_name: source_name.to_owned(),
+                    path: format!("document {} kind", i + 1),
+                    message: format!("is {other}; this file should hold only {kind} documents"),
+                });
+            }
+            _ => found.push(from_value_strict(source_name, document)?),
+        }
+    }
+    Ok(found)
+}
+
+/// The one `kind` document of `text`.
+pub fn only_of_kind<T: DeserializeOwned>(source_name: &str, text: &str, kind: &str) -> Result<T, InputError> {
+    let mut all: Vec<T> = of_kind(source_name, text, kind)?;
+    if all.len() != 1 {
+        return Err(InputError::Field {
+            source_name: source_name.to_owned(),
+            path: "(the file)".into(),
+            message: format!("holds {} {kind} documents; give exactly one", all.len()),
+        });
+    }
+    Ok(all.remove(0))
+}

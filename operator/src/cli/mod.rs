@@ -1,5 +1,6 @@
 //! The command-line subcommands: thin I/O around the library.
 
+pub mod check;
 pub mod crd;
 pub mod decide;
 mod error;

@@ -12,8 +12,9 @@ use crate::controller::caches::Caches;
 use crate::controller::{self, Context, Telemetry};
 use crate::metrics::{PrometheusClient, PrometheusSettings};
 
-#[derive(clap::Args, Debug)]
-pub struct RunArgs {
+/// Where Prometheus is and how to reach it: the admin's settings, shared by `run` and `check`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PrometheusArgs {
     /// The Prometheus the objectives are read from.
     #[arg(long, env = "PROMETHEUS_URL")]
     pub prometheus_url: String,
@@ -41,6 +42,28 @@ pub struct RunArgs {
     /// Prometheus queries in flight at once, over all policies.
     #[arg(long, env = "PROMETHEUS_MAX_CONCURRENCY", default_value_t = crate::metrics::DEFAULT_MAX_CONCURRENCY)]
     pub prometheus_max_concurrency: usize,
+}
+
+impl PrometheusArgs {
+    pub fn settings(&self) -> PrometheusSettings {
+        PrometheusSettings {
+            url: self.prometheus_url.clone(),
+            timeout: self.prometheus_timeout,
+            staleness: self.prometheus_staleness,
+            bearer_token_file: self.prometheus_bearer_token_file.clone(),
+            username: self.prometheus_username.clone(),
+            password_file: self.prometheus_password_file.clone(),
+            ca_file: self.prometheus_ca_file.clone(),
+            max_response_bytes: self.prometheus_max_response_bytes,
+            max_concurrency: self.prometheus_max_concurrency,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
     /// Logs as JSON lines (for log pipelines) or as text (for people).
     #[arg(long, env = "TRIMTAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -110,7 +133,7 @@ pub enum RunError {
     Caches(#[from] crate::controller::caches::CacheError),
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let bounds = crate::api::DurationBounds { min: Duration::from_millis(1), max: Duration::from_secs(86_400) };
     crate::api::parse_duration(text, bounds).map_err(|e| e.to_string())
 }
@@ -128,17 +151,7 @@ pub fn run(args: RunArgs) -> Result<(), RunError> {
 }
 
 async fn serve(args: RunArgs) -> Result<(), RunError> {
-    let metrics = PrometheusClient::new(PrometheusSettings {
-        url: args.prometheus_url.clone(),
-        timeout: args.prometheus_timeout,
-        staleness: args.prometheus_staleness,
-        bearer_token_file: args.prometheus_bearer_token_file.clone(),
-        username: args.prometheus_username.clone(),
-        password_file: args.prometheus_password_file.clone(),
-        ca_file: args.prometheus_ca_file.clone(),
-        max_response_bytes: args.prometheus_max_response_bytes,
-        max_concurrency: args.prometheus_max_concurrency,
-    })?;
+    let metrics = PrometheusClient::new(args.prometheus.settings())?;
     let client = kube::Client::try_default().await?;
     let telemetry = Arc::new(Telemetry::default());
 
@@ -151,7 +164,7 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
             tracing::error!(%error, "metrics server stopped");
         }
     });
-    tracing::info!(addr = %args.metrics_addr, prometheus = %args.prometheus_url, "trimtab started");
+    tracing::info!(addr = %args.metrics_addr, prometheus = %args.prometheus.prometheus_url, "trimtab started");
 
     // One watch per kind for the whole process: the webhook (every replica) and the controller (the
     // leader) read the same caches, and a standby takes over with them warm.

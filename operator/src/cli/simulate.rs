@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::input::{InputError, documents, from_value_strict, parse_strict, read_source};
+use super::input::{InputError, of_kind, only_of_kind, parse_strict, read_source};
 use crate::api::{CapacityPool, ScalingPolicy};
 use crate::engine::{Policy, PolicyError, PolicyPools, Pricing, Requests, UnitPrice, policy_pools};
 use crate::sim::model::{ModelError, ModelSpec};
@@ -154,37 +154,6 @@ pub fn load(args: &SimulateArgs) -> Result<(Simulation, Source), SimulateError> 
         baselines,
     };
     Ok((simulation, Source { trace: trace_name, scale: args.scale }))
-}
-
-/// Every document of `text` (a YAML stream), each of which must be a `kind`.
-fn of_kind<T: serde::de::DeserializeOwned>(source_name: &str, text: &str, kind: &str) -> Result<Vec<T>, SimulateError> {
-    let mut found = Vec::new();
-    for (i, document) in documents(source_name, text)?.into_iter().enumerate() {
-        match document.get("kind").and_then(|k| k.as_str()) {
-            Some(other) if other != kind => {
-                return Err(SimulateError::Input(InputError::Field {
-                    source_name: source_name.to_owned(),
-                    path: format!("document {} kind", i + 1),
-                    message: format!("is {other}; this file should hold only {kind} documents"),
-                }));
-            }
-            _ => found.push(from_value_strict(source_name, document)?),
-        }
-    }
-    Ok(found)
-}
-
-/// The one `kind` document of `text`.
-fn only_of_kind<T: serde::de::DeserializeOwned>(source_name: &str, text: &str, kind: &str) -> Result<T, SimulateError> {
-    let mut all: Vec<T> = of_kind(source_name, text, kind)?;
-    if all.len() != 1 {
-        return Err(SimulateError::Input(InputError::Field {
-            source_name: source_name.to_owned(),
-            path: "(the file)".into(),
-            message: format!("holds {} {kind} documents; give exactly one", all.len()),
-        }));
-    }
-    Ok(all.remove(0))
 }
 
 /// Runs the simulation and writes its four outputs into `out`; returns the summary.

@@ -71,22 +71,16 @@ pub async fn observe(ctx: &Context, policy: &ScalingPolicy, rules: &Policy) -> R
         ctx.telemetry.query_duration.observe(started.elapsed().as_secs_f64() / outcomes.len().max(1) as f64);
         outcomes
     };
-    let mut samples = Observations::new();
-    for (i, objective) in rules.objectives.iter().enumerate() {
-        match outcomes.get(&objective.query) {
-            Some(QueryOutcome::Sample(sample)) => {
-                if let Sample::Absent(absence) = sample {
-                    ctx.telemetry
-                        .query_errors
-                        .get_or_create(&super::telemetry::QueryErrorLabels { absence: absence.as_str().into() })
-                        .inc();
-                }
-                samples.insert(objective.name.clone(), *sample);
-            }
-            Some(QueryOutcome::Rejected(message)) => {
-                return Ok(Err(Blocked::PolicyInvalid(format!("spec.objectives[{i}].query: Prometheus rejected it: {message}"))));
-            }
-            None => {}
+    let samples = match crate::metrics::samples(rules, &outcomes) {
+        Ok(samples) => samples,
+        Err(rejected) => return Ok(Err(Blocked::PolicyInvalid(rejected.to_string()))),
+    };
+    for sample in samples.values() {
+        if let Sample::Absent(absence) = sample {
+            ctx.telemetry
+                .query_errors
+                .get_or_create(&super::telemetry::QueryErrorLabels { absence: absence.as_str().into() })
+                .inc();
         }
     }
     let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);

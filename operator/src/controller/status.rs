@@ -274,6 +274,7 @@ mod tests {
                 kind: ObjectiveKind::Ceiling,
                 value: Some(0.41),
                 absent: None,
+                read_as_zero: None,
                 target: 0.3,
                 state: ObjectiveState::Breached,
                 proposal: Some(desired),

@@ -85,6 +85,10 @@ pub struct ObjectiveOutcome {
     pub value: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub absent: Option<Absence>,
+    /// Set when the query gave this absence (Empty or NaN) and the objective's `whenEmpty: Zero`
+    /// read it as the value 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_as_zero: Option<Absence>,
     pub target: f64,
     pub state: ObjectiveState,
     /// The replicas this objective asks for; none when it does not object to any count (a ceiling

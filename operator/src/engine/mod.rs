@@ -222,7 +222,10 @@ fn describe(objectives: &[ObjectiveOutcome]) -> String {
     let parts: Vec<String> = objectives
         .iter()
         .filter_map(|o| {
-            let value = format_decimal(o.value?, 3);
+            let value = match o.read_as_zero {
+                Some(absence) => format!("0 ({} read as 0: whenEmpty Zero)", describe_absence(absence)),
+                None => format_decimal(o.value?, 3),
+            };
             let target = format_decimal(o.target, 3);
             let relation = if o.state == ObjectiveState::Breached { ">" } else { "≤" };
             Some(match o.kind {
@@ -232,6 +235,14 @@ fn describe(objectives: &[ObjectiveOutcome]) -> String {
         })
         .collect();
     parts.join(", ")
+}
+
+fn describe_absence(absence: Absence) -> &'static str {
+    match absence {
+        Absence::Empty => "no series",
+        Absence::NaN => "NaN (no traffic)",
+        other => other.as_str(),
+    }
 }
 
 fn missing_names(objectives: &[ObjectiveOutcome]) -> String {

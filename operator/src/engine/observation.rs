@@ -14,8 +14,10 @@ pub enum Sample {
 pub enum Absence {
     /// The query returned no series.
     Empty,
-    /// The value was NaN or infinite (a ratio over zero traffic, say).
+    /// The value was NaN: 0/0, what a ratio or a histogram_quantile gives over zero traffic.
     NaN,
+    /// The value was +Inf or -Inf (x/0 with x not 0): never a number, whatever `whenEmpty` says.
+    Infinite,
     /// The newest sample is too old to describe now.
     Stale,
     /// The query returned more than one series; which one is meant is unclear.
@@ -34,6 +36,7 @@ impl Absence {
         match self {
             Absence::Empty => "Empty",
             Absence::NaN => "NaN",
+            Absence::Infinite => "Infinite",
             Absence::Stale => "Stale",
             Absence::MultipleSeries => "MultipleSeries",
             Absence::Unreachable => "Unreachable",
@@ -46,8 +49,10 @@ impl Absence {
 impl Sample {
     /// A value that is not finite, or negative, is an absence, never a number.
     pub fn from_value(value: f64) -> Sample {
-        if !value.is_finite() {
+        if value.is_nan() {
             Sample::Absent(Absence::NaN)
+        } else if value.is_infinite() {
+            Sample::Absent(Absence::Infinite)
         } else if value < 0.0 {
             Sample::Absent(Absence::Negative)
         } else {

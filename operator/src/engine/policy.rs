@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::api::{
     DurationBounds, Enforcement, INTERVAL_BOUNDS, MAX_COUNT, Mode, ObjectiveKind, PolicyType, Quantity, SPOT_WAIT_BOUNDS,
-    ScalingPolicySpec, ScalingRules, SelectPolicy, parse_duration,
+    ScalingPolicySpec, ScalingRules, SelectPolicy, WhenEmpty, parse_duration,
 };
 
 /// HPA's default tolerance: relative changes of an AverageValue or Value objective within 10% are ignored.
@@ -39,6 +39,8 @@ pub struct ObjectiveRule {
     pub target: f64,
     /// The target as HPA sees it: `ceil(target × 1000)`.
     pub target_milli: i64,
+    /// Whether no series (or NaN) reads as missing data or as 0.
+    pub when_empty: WhenEmpty,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -154,6 +156,7 @@ impl Policy {
                     kind: objective.kind,
                     target: target.as_f64(),
                     target_milli: target.milli_ceil(),
+                    when_empty: objective.when_empty.unwrap_or_default(),
                 });
             }
         }

@@ -19,9 +19,9 @@
 //!   hysteresis that keeps a latency objective from flapping.
 
 use super::decision::ObjectiveOutcome;
-use super::observation::Sample;
+use super::observation::{Absence, Sample};
 use super::policy::{ObjectiveRule, Policy};
-use crate::api::{ObjectiveKind, ObjectiveState, milli_ceil_of};
+use crate::api::{ObjectiveKind, ObjectiveState, WhenEmpty, milli_ceil_of};
 
 /// A Ceiling objective under `target × (1 − CEILING_MARGIN)` does not object to scaling down.
 pub const CEILING_MARGIN: f64 = 0.25;
@@ -29,11 +29,13 @@ pub const CEILING_MARGIN: f64 = 0.25;
 pub const CEILING_MAX_STEP: f64 = 1.5;
 
 pub fn propose(policy: &Policy, rule: &ObjectiveRule, sample: Sample, current: i32, ready: i32) -> ObjectiveOutcome {
+    let (sample, read_as_zero) = read(rule, sample);
     let outcome = |value, absent, state, proposal| ObjectiveOutcome {
         name: rule.name.clone(),
         kind: rule.kind,
         value,
         absent,
+        read_as_zero,
         target: rule.target,
         state,
         proposal,
@@ -71,6 +73,15 @@ pub fn propose(policy: &Policy, rule: &ObjectiveRule, sample: Sample, current: i
         }
     };
     outcome(Some(value), None, state, proposal)
+}
+
+/// What the objective says an absence means: with `whenEmpty: Zero`, no series and NaN (0/0, no
+/// traffic) are the value 0; every other absence stays missing data.
+fn read(rule: &ObjectiveRule, sample: Sample) -> (Sample, Option<Absence>) {
+    match (sample, rule.when_empty) {
+        (Sample::Absent(absence @ (Absence::Empty | Absence::NaN)), WhenEmpty::Zero) => (Sample::Value(0.0), Some(absence)),
+        (sample, _) => (sample, None),
+    }
 }
 
 fn saturating_ceil(x: f64) -> i32 {

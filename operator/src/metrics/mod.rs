@@ -2,14 +2,17 @@
 //! a number or a typed absence, and one request per distinct query per round.
 
 mod prometheus;
+pub mod promql;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use prometheus::{DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES, PrometheusClient, PrometheusSettings, SettingsError};
+pub use prometheus::{
+    DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES, PrometheusClient, PrometheusSettings, QueryReport, SettingsError,
+};
 
-use crate::engine::Sample;
+use crate::engine::{Observations, Policy, Sample};
 
 /// What one query gave.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +38,36 @@ pub async fn query_all<'a>(
     let distinct: std::collections::BTreeSet<&str> = queries.into_iter().collect();
     let outcomes = futures::future::join_all(distinct.iter().map(|q| source.query(q))).await;
     distinct.into_iter().map(str::to_owned).zip(outcomes).collect()
+}
+
+/// A query of the policy that Prometheus refused: the policy must be fixed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedQuery {
+    /// The objective's index in spec.objectives.
+    pub index: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for RejectedQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "spec.objectives[{}].query: Prometheus rejected it: {}", self.index, self.message)
+    }
+}
+
+/// Each objective's sample from the outcomes of its query, as the decision takes them; the first
+/// query Prometheus rejected, if any. What the operator and `trimtab check` both decide on.
+pub fn samples(rules: &Policy, outcomes: &BTreeMap<String, QueryOutcome>) -> Result<Observations, RejectedQuery> {
+    let mut samples = Observations::new();
+    for (index, objective) in rules.objectives.iter().enumerate() {
+        match outcomes.get(&objective.query) {
+            Some(QueryOutcome::Sample(sample)) => {
+                samples.insert(objective.name.clone(), *sample);
+            }
+            Some(QueryOutcome::Rejected(message)) => return Err(RejectedQuery { index, message: message.clone() }),
+            None => {}
+        }
+    }
+    Ok(samples)
 }
 
 #[cfg(test)]

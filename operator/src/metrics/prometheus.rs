@@ -1,6 +1,7 @@
 //! The Prometheus client: connection settings are the operator's (URL, timeout, credentials from
 //! files mounted from a Secret, a CA), never a policy's.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -96,12 +97,20 @@ impl PrometheusClient {
     }
 
     async fn run(&self, promql: &str) -> QueryOutcome {
+        self.report(promql).await.outcome
+    }
+
+    /// One query, with the number of series and their labels beside the outcome: what `trimtab
+    /// check` shows. The operator's rounds use only the outcome.
+    pub async fn report(&self, promql: &str) -> QueryReport {
+        let unanswered =
+            |absence| QueryReport { outcome: QueryOutcome::Sample(Sample::Absent(absence)), series: None, labels: vec![] };
         // The semaphore is never closed, so acquiring fails never; were it to, query anyway.
         let _turn = self.in_flight.acquire().await.ok();
         let timeout_ms = i64::try_from(self.settings.timeout.as_millis()).unwrap_or(i64::MAX);
         let response = match self.client.query(promql).timeout(timeout_ms).get_raw().await {
             Ok(response) => response,
-            Err(error) => return QueryOutcome::Sample(Sample::Absent(transport_absence(&error))),
+            Err(error) => return unanswered(transport_absence(&error)),
         };
         let status = response.status();
         let body = match read_capped(response, self.settings.max_response_bytes).await {
@@ -112,15 +121,37 @@ impl PrometheusClient {
                     limit = self.settings.max_response_bytes,
                     "Prometheus answered with more than one number can need"
                 );
-                return QueryOutcome::Sample(Sample::Absent(Absence::MultipleSeries));
+                return unanswered(Absence::MultipleSeries);
             }
             Err(BodyError::Read(error)) => {
-                let absence = if error.is_timeout() { Absence::Timeout } else { Absence::Unreachable };
-                return QueryOutcome::Sample(Sample::Absent(absence));
+                return unanswered(if error.is_timeout() { Absence::Timeout } else { Absence::Unreachable });
             }
         };
-        classify(status, &body, (self.clock)(), self.settings.staleness)
+        classify_report(status, &body, (self.clock)(), self.settings.staleness)
     }
+
+    /// The scrape interval of each job with an active target (the longest, when a job's targets
+    /// differ), from the targets API.
+    pub async fn scrape_intervals(&self) -> Result<BTreeMap<String, Duration>, prometheus_http_query::Error> {
+        let targets = self.client.targets(Some(prometheus_http_query::TargetState::Active)).await?;
+        let mut intervals: BTreeMap<String, Duration> = BTreeMap::new();
+        for target in targets.active() {
+            let Some(job) = target.labels().get("job") else { continue };
+            let interval = Duration::from_millis(u64::try_from(target.scrape_interval().whole_milliseconds()).unwrap_or(0));
+            let longest = intervals.entry(job.clone()).or_default();
+            *longest = (*longest).max(interval);
+        }
+        Ok(intervals)
+    }
+}
+
+/// What one query gave, and what it looked like: how many series (unknown when the answer was
+/// not read) and each series' labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryReport {
+    pub outcome: QueryOutcome,
+    pub series: Option<usize>,
+    pub labels: Vec<BTreeMap<String, String>>,
 }
 
 /// Why a request got no answer: a timeout, or anything else that kept Prometheus out of reach.
@@ -171,18 +202,40 @@ struct Envelope {
 /// must be fixed); a timeout or cancel is Timeout; every other error (`execution`, `internal`,
 /// `unavailable`, a 5xx without an API body, a body that is not the API's) is Unreachable, which
 /// holds and then falls back, as the policy's missingData says.
+#[cfg(test)]
 fn classify(status: reqwest::StatusCode, body: &[u8], now: f64, staleness: Duration) -> QueryOutcome {
+    classify_report(status, body, now, staleness).outcome
+}
+
+/// [`classify`], with the series the answer held.
+fn classify_report(status: reqwest::StatusCode, body: &[u8], now: f64, staleness: Duration) -> QueryReport {
     let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
-        return QueryOutcome::Sample(Sample::Absent(Absence::Unreachable));
+        return QueryReport { outcome: QueryOutcome::Sample(Sample::Absent(Absence::Unreachable)), series: None, labels: vec![] };
     };
-    match (envelope.status.as_str(), envelope.data) {
-        ("success", Some(data)) if status.is_success() => QueryOutcome::Sample(parse(&data, now, staleness)),
-        ("error", _) => match envelope.error_type.as_deref() {
+    if let ("success", Some(data)) = (envelope.status.as_str(), &envelope.data)
+        && status.is_success()
+    {
+        let labels = series_labels(data);
+        return QueryReport { outcome: QueryOutcome::Sample(parse(data, now, staleness)), series: Some(labels.len()), labels };
+    }
+    let outcome = match envelope.status.as_str() {
+        "error" => match envelope.error_type.as_deref() {
             Some("bad_data") => QueryOutcome::Rejected(envelope.error.unwrap_or_else(|| "bad_data".to_owned())),
             Some("timeout" | "canceled") => QueryOutcome::Sample(Sample::Absent(Absence::Timeout)),
             _ => QueryOutcome::Sample(Sample::Absent(Absence::Unreachable)),
         },
         _ => QueryOutcome::Sample(Sample::Absent(Absence::Unreachable)),
+    };
+    QueryReport { outcome, series: None, labels: vec![] }
+}
+
+/// The labels of each series of an answer (a scalar is one series without labels).
+fn series_labels(data: &Data) -> Vec<BTreeMap<String, String>> {
+    let labelled = |metric: &std::collections::HashMap<String, String>| metric.clone().into_iter().collect();
+    match data {
+        Data::Scalar(_) => vec![BTreeMap::new()],
+        Data::Vector(series) => series.iter().map(|s| labelled(s.metric())).collect(),
+        Data::Matrix(series) => series.iter().map(|s| labelled(s.metric())).collect(),
     }
 }
 
@@ -259,9 +312,9 @@ mod tests {
 
     #[test]
     fn nan_and_infinity_are_absences() {
-        for v in ["NaN", "+Inf", "-Inf"] {
+        for (v, absence) in [("NaN", Absence::NaN), ("+Inf", Absence::Infinite), ("-Inf", Absence::Infinite)] {
             let d = data(&format!(r#"{{"resultType":"scalar","result":[1700000000,"{v}"]}}"#));
-            assert_eq!(parse(&d, NOW, FRESH), Sample::Absent(Absence::NaN), "{v}");
+            assert_eq!(parse(&d, NOW, FRESH), Sample::Absent(absence), "{v}");
         }
     }
 

@@ -153,6 +153,7 @@ pub fn hpa(spec: &ScalingPolicySpec, target_rps: f64) -> Result<(Policy, Vec<Fee
             query: "sum(rate(http_requests_total[1m]))".into(),
             target,
             kind: ObjectiveKind::AverageValue,
+            when_empty: None,
         }],
         missing_data: None,
         behavior: None,

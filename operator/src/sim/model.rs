@@ -35,7 +35,11 @@ pub struct ModelSpec {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PodRequestsSpec {
+    /// A quantity: a number of cores (0.5) or a string ("500m").
+    #[serde(deserialize_with = "crate::api::quantity::deserialize_quantity")]
     pub cpu: String,
+    /// A quantity: a number of bytes or a string ("1Gi").
+    #[serde(deserialize_with = "crate::api::quantity::deserialize_quantity")]
     pub memory: String,
 }
 
