@@ -92,6 +92,39 @@ pub struct ScalingPolicySpec {
     /// changes the target: use it to try Trimtab beside an existing autoscaler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
+
+    /// Optional: provision ahead of the load for the Ceiling objectives. Trimtab forecasts the
+    /// throughput over `horizon` (trend and noise of the recent minutes), learns from the recent
+    /// minutes the throughput per Ready replica at which each Ceiling objective would be breached,
+    /// and asks for the replicas that serve the forecast under it, up or down. Without it a Ceiling
+    /// only reacts (and AverageValue/Value policies decide exactly like HPA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<Forecast>,
+}
+
+/// The predictive law's inputs and knobs (docs/app-team.md explains each).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Forecast {
+    /// The workload's total throughput in requests per second, e.g.
+    /// `sum(rate(http_requests_total{app="web"}[1m]))`. Trimtab reads it as a range over the last
+    /// `lookback` at a one-minute step, beside each Ceiling objective's query and the Ready replicas.
+    #[schemars(length(min = 1, max = 4096))]
+    pub load_query: String,
+    /// How far ahead to provision: pod startup plus the metrics window, about. Default 2m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon: Option<String>,
+    /// How many minutes of throughput the trend and noise are read from. Default 15m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trend_window: Option<String>,
+    /// How many minutes of (throughput per Ready replica, objective) pairs capacity is learned
+    /// from. Default 2h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback: Option<String>,
+    /// Headroom over the forecast, in standard deviations of the recent minute-to-minute noise
+    /// (a quantity). Default "2".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_margin: Option<String>,
 }
 
 fn default_min_replicas() -> i32 {
