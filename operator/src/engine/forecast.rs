@@ -5,10 +5,13 @@
 //! reactive step cannot catch a ramp shorter than pod startup plus the metrics window. So, from
 //! what Prometheus range queries return (passed in as [`LoadHistory`]; the engine reads no clock
 //! and does no I/O):
-//! - **forecast**: a least-squares line through the last `trendWindow` minutes of throughput,
-//!   extended `horizon` ahead when it rises (a falling trend is not trusted to continue: the mean of
-//!   the window is the floor), plus `noiseMargin` standard deviations of the minutes around the
-//!   line, since a minute's burst cannot be seen coming but its typical size can;
+//! - **forecast**: a least-squares line through the recent minutes of throughput, extended
+//!   `horizon` ahead when it rises (a falling trend is not trusted to continue: the mean of the
+//!   window is the floor; a slope within two standard errors of flat is no trend). The window is
+//!   `trendWindow` or a third of it, whichever forecast the minutes of the `lookback` better when
+//!   replayed over them; the root mean square of its replayed errors is the noise, and
+//!   `noiseMargin` times it is the headroom, since a minute's burst cannot be seen coming but the
+//!   size of the forecaster's misses can;
 //! - **capacity**: each Ceiling objective's (throughput per Ready replica, value) pairs of the last
 //!   `lookback` are fitted with the queueing law `value = base + a·x / (C − x)` (the M/M/1 shape
 //!   latency has near saturation; exact for the simulator's model), and the throughput per replica
@@ -38,8 +41,8 @@ pub const MIN_PAIRS: usize = 8;
 /// step (see docs/app-team.md for the queries).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LoadHistory {
-    /// Throughput (requests/s, `loadQuery`) at each minute of the trend window, oldest first; the
-    /// last is now.
+    /// Throughput (requests/s, `loadQuery`) at each minute of the lookback (at least the trend
+    /// window), oldest first; the last is now.
     pub load: Vec<f64>,
     /// Per Ceiling objective, by name: for each minute of the lookback, the throughput per Ready
     /// replica and the objective's value then, oldest first.
@@ -54,8 +57,11 @@ pub struct LoadForecast {
     pub now: f64,
     /// The trend, requests/s per minute.
     pub trend_per_minute: f64,
-    /// The standard deviation of the minutes around the trend.
+    /// The root mean square error of the forecaster used, replayed over the lookback (or, with
+    /// too few minutes to replay, the standard deviation of the minutes around its line).
     pub noise: f64,
+    /// The minutes the trend was read from: `trendWindow`, or a third of it.
+    pub window_minutes: u32,
     /// What is provisioned for: the trend's value at the horizon (at least the window's mean) plus
     /// the noise margin.
     pub demand: f64,
@@ -102,8 +108,8 @@ impl Plan {
             CapacityBasis::Explored => "no rise seen yet: 1.5× the most seen met",
         };
         format!(
-            "forecast {:.1} rps (now {:.1}, trend {:+.1}/min, noise {:.1}); learned capacity {:.1} rps per Ready replica for {} ({basis}, {} minutes): {} replicas",
-            f.demand, f.now, f.trend_per_minute, f.noise, c.per_replica, c.objective, c.pairs, self.replicas
+            "forecast {:.1} rps (now {:.1}, trend {:+.1}/min over {} min, error {:.1}); learned capacity {:.1} rps per Ready replica for {} ({basis}, {} minutes): {} replicas",
+            f.demand, f.now, f.trend_per_minute, f.window_minutes, f.noise, c.per_replica, c.objective, c.pairs, self.replicas
         )
     }
 }
@@ -123,31 +129,92 @@ pub fn plan(policy: &Policy, history: &LoadHistory) -> Option<Plan> {
     Some(Plan { forecast, capacity, replicas })
 }
 
-/// The throughput to provision for over the horizon; none with fewer than three minutes.
+/// The throughput to provision for over the horizon, from the minutes of `load` (oldest first, the
+/// last is now); none with fewer than three.
+///
+/// Two forecasters are tried, a line through the last `trendWindow` and one through a third of it:
+/// each is replayed over the minutes given (`lookback`), forecasting every known minute from the
+/// minutes `horizon` before it, and the one whose forecasts came closer is used. A noisy load
+/// picks the long window, a smooth ramp the short one. The root mean square of its errors is the
+/// noise, so the headroom covers what this forecaster has actually missed by, ramps included.
 pub fn forecast(rule: &ForecastRule, load: &[f64]) -> Option<LoadForecast> {
-    let window = ((rule.trend_window.as_secs_f64() / 60.0).round() as usize).max(3);
-    let recent: Vec<f64> = load[load.len().saturating_sub(window)..].iter().copied().filter(|v| v.is_finite()).collect();
-    let k = recent.len();
+    let known: Vec<f64> = load.iter().copied().filter(|v| v.is_finite()).collect();
+    let k = known.len();
     if k < 3 {
         return None;
     }
-    let now = recent[k - 1];
-    let n = k as f64;
-    let mean_x = (n - 1.0) / 2.0;
-    let mean_y = recent.iter().sum::<f64>() / n;
-    let (mut sxx, mut sxy) = (0.0, 0.0);
-    for (i, y) in recent.iter().enumerate() {
-        let dx = i as f64 - mean_x;
-        sxx += dx * dx;
-        sxy += dx * (y - mean_y);
-    }
-    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-    let residual: f64 = recent.iter().enumerate().map(|(i, y)| (y - (mean_y + slope * (i as f64 - mean_x))).powi(2)).sum();
-    let noise = (residual / (n - 2.0)).sqrt();
+    let long = ((rule.trend_window.as_secs_f64() / 60.0).round() as usize).max(3);
+    let short = (long / 3).max(3);
     let ahead = rule.horizon.as_secs_f64() / 60.0;
-    let trend = mean_y + slope * ((n - 1.0) - mean_x + ahead);
-    let demand = trend.max(mean_y) + rule.noise_margin * noise;
-    Some(LoadForecast { now, trend_per_minute: slope, noise, demand })
+    let (noise, window) = [short, long]
+        .into_iter()
+        .filter_map(|window| replay_error(&known, window, ahead).map(|error| (error, window)))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .unwrap_or_else(|| (Line::through(&known[k.saturating_sub(long)..]).noise, long));
+    let line = Line::through(&known[k.saturating_sub(window)..]);
+    let demand = line.at(ahead).max(line.mean) + rule.noise_margin * noise;
+    Some(LoadForecast { now: known[k - 1], trend_per_minute: line.slope, noise, window_minutes: window as u32, demand })
+}
+
+/// Replays fewer than this many forecasts and the comparison is noise.
+const MIN_REPLAYS: usize = 10;
+
+/// The root mean square error of a line through `window` minutes forecasting the minute `ahead`
+/// (rounded to whole minutes, at least one) after it, over every such minute in `known`.
+fn replay_error(known: &[f64], window: usize, ahead: f64) -> Option<f64> {
+    let gap = (ahead.round() as usize).max(1);
+    let errors: Vec<f64> = (window..=known.len().saturating_sub(gap))
+        .map(|end| {
+            let line = Line::through(&known[end - window..end]);
+            known[end + gap - 1] - line.at(gap as f64).max(line.mean)
+        })
+        .collect();
+    (errors.len() >= MIN_REPLAYS).then(|| (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt())
+}
+
+/// A slope is trusted in proportion to its evidence: it is scaled by `1 − TREND_EVIDENCE / t²`,
+/// t the slope over its standard error, so a slope within two standard errors of flat is no trend
+/// at all (noise extrapolated minutes ahead would only add noise) and a clear ramp keeps almost
+/// all of its slope.
+pub const TREND_EVIDENCE: f64 = 4.0;
+
+/// A least-squares line through minutes one apart, the last one now.
+struct Line {
+    mean: f64,
+    slope: f64,
+    /// The standard deviation of the minutes around the line.
+    noise: f64,
+    /// Minutes from the window's centre to its last minute.
+    half: f64,
+}
+
+impl Line {
+    fn through(values: &[f64]) -> Line {
+        let n = values.len() as f64;
+        let mean_x = (n - 1.0) / 2.0;
+        let mean = values.iter().sum::<f64>() / n.max(1.0);
+        let (mut sxx, mut sxy) = (0.0, 0.0);
+        for (i, y) in values.iter().enumerate() {
+            let dx = i as f64 - mean_x;
+            sxx += dx * dx;
+            sxy += dx * (y - mean);
+        }
+        let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        let residual: f64 = values.iter().enumerate().map(|(i, y)| (y - (mean + slope * (i as f64 - mean_x))).powi(2)).sum();
+        let noise = if n > 2.0 { (residual / (n - 2.0)).sqrt() } else { 0.0 };
+        let standard_error = if sxx > 0.0 { noise / sxx.sqrt() } else { 0.0 };
+        let slope = if standard_error > 0.0 && slope != 0.0 {
+            slope * (1.0 - TREND_EVIDENCE * (standard_error / slope).powi(2)).max(0.0)
+        } else {
+            slope
+        };
+        Line { mean, slope, noise, half: mean_x }
+    }
+
+    /// The line's value `ahead` minutes after the last minute.
+    fn at(&self, ahead: f64) -> f64 {
+        self.mean + self.slope * (self.half + ahead)
+    }
 }
 
 /// The throughput per Ready replica at which an objective of `target` would be breached, learned
@@ -227,6 +294,7 @@ mod tests {
     fn rule(noise_margin: f64) -> ForecastRule {
         ForecastRule {
             load_query: "q".into(),
+            ready_replicas_query: None,
             horizon: Duration::from_secs(120),
             trend_window: Duration::from_secs(900),
             lookback: Duration::from_secs(7200),
@@ -284,6 +352,44 @@ mod tests {
         let mean = load.iter().sum::<f64>() / 15.0;
         assert!(f.trend_per_minute < 0.0);
         assert!((f.demand - (mean + 2.0 * f.noise)).abs() < 1e-9 && f.noise > 4.0, "{f:?}");
+    }
+
+    /// A deterministic scatter in [-0.5, 0.5], without a short period.
+    fn scatter(i: usize) -> f64 {
+        let mut x = (i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (x ^ (x >> 31)) as f64 / u64::MAX as f64 - 0.5
+    }
+
+    #[test]
+    fn a_smooth_ramp_is_forecast_from_the_short_window_and_a_noisy_load_from_the_long_one() {
+        // Accelerating, noiseless: a line through 5 minutes keeps up, one through 15 lags.
+        let ramp: Vec<f64> = (0..120).map(|i| 100.0 + 0.02 * f64::from(i).powi(2)).collect();
+        assert_eq!(forecast(&rule(1.0), &ramp).expect("enough minutes").window_minutes, 5);
+        // Flat with scattered minute-to-minute noise: five minutes of it are too few to average.
+        let noisy: Vec<f64> = (0..120).map(|i| 300.0 + 90.0 * scatter(i)).collect();
+        assert_eq!(forecast(&rule(1.0), &noisy).expect("enough minutes").window_minutes, 15);
+    }
+
+    #[test]
+    fn the_headroom_is_the_margin_times_the_forecasters_own_replayed_error() {
+        let noisy: Vec<f64> = (0..120).map(|i| 300.0 + 90.0 * scatter(i)).collect();
+        let f = forecast(&rule(0.0), &noisy).expect("enough minutes");
+        let g = forecast(&rule(2.0), &noisy).expect("enough minutes");
+        // The scatter's standard deviation is 90 / √12 = 26; a forecast misses by a little more.
+        assert!(f.noise > 26.0 && f.noise < 32.0, "the scatter is missed by about its size: {f:?}");
+        assert!((g.demand - f.demand - 2.0 * f.noise).abs() < 1e-9, "{f:?} {g:?}");
+    }
+
+    #[test]
+    fn a_slope_within_two_standard_errors_of_flat_is_no_trend() {
+        // 300 ± 30 alternating with a slight drift: the fitted slope is far inside its noise.
+        let load: Vec<f64> = (0..15).map(|i| 300.0 + 0.5 * f64::from(i) + if i % 2 == 0 { 30.0 } else { -30.0 }).collect();
+        let f = forecast(&rule(0.0), &load).expect("enough minutes");
+        assert_eq!(f.trend_per_minute, 0.0, "{f:?}");
+        let mean = load.iter().sum::<f64>() / 15.0;
+        assert!((f.demand - mean).abs() < 1e-9, "{f:?}");
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::api::{
-    DurationBounds, Enforcement, INTERVAL_BOUNDS, MAX_COUNT, Mode, ObjectiveKind, PolicyType, Quantity, SPOT_WAIT_BOUNDS,
-    ScalingPolicySpec, ScalingRules, SelectPolicy, parse_duration,
+    DurationBounds, Enforcement, FORECAST_WINDOW_BOUNDS, INTERVAL_BOUNDS, MAX_COUNT, Mode, ObjectiveKind, PolicyType, Quantity,
+    SPOT_WAIT_BOUNDS, ScalingPolicySpec, ScalingRules, SelectPolicy, parse_duration,
 };
 
 /// HPA's default tolerance: relative changes of an AverageValue or Value objective within 10% are ignored.
@@ -37,6 +37,8 @@ pub struct Policy {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForecastRule {
     pub load_query: String,
+    /// None: the operator reads kube-state-metrics' Ready replicas of the target.
+    pub ready_replicas_query: Option<String>,
     /// How far ahead the replicas are provisioned.
     pub horizon: Duration,
     /// The minutes the trend and the noise are read from.
@@ -50,7 +52,7 @@ pub struct ForecastRule {
 pub const DEFAULT_FORECAST_HORIZON: Duration = Duration::from_secs(120);
 pub const DEFAULT_TREND_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(2 * 3600);
-pub const DEFAULT_NOISE_MARGIN: f64 = 2.0;
+pub const DEFAULT_NOISE_MARGIN: f64 = 0.85;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectiveRule {
@@ -246,8 +248,14 @@ impl Policy {
             if f.load_query.trim().is_empty() {
                 check.problem("spec.forecast.loadQuery", "must be a PromQL query, not blank");
             }
+            if f.ready_replicas_query.as_deref().is_some_and(|q| q.trim().is_empty()) {
+                check.problem(
+                    "spec.forecast.readyReplicasQuery",
+                    "must be a PromQL query, or left out for kube-state-metrics' one",
+                );
+            }
             let duration = |check: &mut Checker, field: &str, text: &Option<String>, default: Duration| {
-                text.as_deref().map_or(Some(default), |t| check.duration(field, t))
+                text.as_deref().map_or(Some(default), |t| check.duration(field, t, FORECAST_WINDOW_BOUNDS))
             };
             let horizon = duration(&mut check, "spec.forecast.horizon", &f.horizon, DEFAULT_FORECAST_HORIZON);
             let trend_window = duration(&mut check, "spec.forecast.trendWindow", &f.trend_window, DEFAULT_TREND_WINDOW);
@@ -265,6 +273,7 @@ impl Policy {
             };
             Some(ForecastRule {
                 load_query: f.load_query.clone(),
+                ready_replicas_query: f.ready_replicas_query.clone(),
                 horizon: horizon?,
                 trend_window: trend_window?,
                 lookback: lookback?,

@@ -259,7 +259,9 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
                     if forecast.is_some() {
                         load_history.load.clear();
                         load_history.load.extend(
-                            (0..=trend_minutes).rev().filter_map(|j| trailing_rate(scenario.load_rps, t - 60.0 * j as f64)),
+                            (0..=trend_minutes.max(lookback_minutes))
+                                .rev()
+                                .filter_map(|j| trailing_rate(scenario.load_rps, t - 60.0 * j as f64)),
                         );
                         load_history.capacity.clear();
                         for (_, name, seen) in &pairs {
