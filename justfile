@@ -35,7 +35,7 @@ crds:
 # The simulator on a bundled trace: what Trimtab would have done on a day of NASA's web traffic
 # (each logged request standing for 300), beside HPA and static provisioning.
 demo out="target/demo":
-    cargo run --quiet --release --locked -p trimtab -- simulate --policy examples/simulate/web-service.yaml --trace traces/nasa-1995-per-minute.csv --scale 300 --start 1440 --minutes 1440 --baseline hpa --baseline static --out {{out}}
+    cargo run --quiet --release --locked -p trimtab -- simulate --policy examples/simulate/web-service.yaml --trace traces/nasa-1995-per-minute.csv --scale 300 --start 1440 --minutes 1440 --baseline hpa --baseline static --baseline oracle --out {{out}}
     @echo "report: {{out}}/report.svg  summary: {{out}}/summary.json  timeline: {{out}}/timeline.csv"
 
 # Criterion benchmark of one decision.

@@ -18,6 +18,11 @@ pub const INTERVAL_BOUNDS: DurationBounds = DurationBounds { min: Duration::from
 /// `spec.placement.fallbackAfter` and `returnAfter`: a second to a day.
 pub const SPOT_WAIT_BOUNDS: DurationBounds = DurationBounds { min: Duration::from_secs(1), max: Duration::from_secs(86_400) };
 
+/// `spec.forecast.horizon`, `trendWindow` and `lookback`: a minute (the step of the range queries
+/// they are read with) to a day.
+pub const FORECAST_WINDOW_BOUNDS: DurationBounds =
+    DurationBounds { min: Duration::from_secs(60), max: Duration::from_secs(86_400) };
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DurationError {
     #[error("{0:?} is not a duration: write it like \"15s\", \"90s\", \"1m30s\" or \"10m\" (units ms, s, m, h)")]

@@ -92,6 +92,54 @@ pub struct ScalingPolicySpec {
     /// changes the target: use it to try Trimtab beside an existing autoscaler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
+
+    /// Optional: provision ahead of the load for the Ceiling objectives. Trimtab forecasts the
+    /// throughput over `horizon` (the recent trend and its typical error), learns from the recent
+    /// minutes the throughput per Ready replica at which each Ceiling objective would be breached,
+    /// and asks for the replicas that serve the forecast under it, up or down. Without it a Ceiling
+    /// only reacts (and AverageValue/Value policies decide exactly like HPA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<Forecast>,
+}
+
+/// The predictive law's inputs and knobs (docs/app-team.md explains each).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Forecast {
+    /// The workload's total throughput in requests per second, e.g.
+    /// `sum(rate(http_requests_total{app="web"}[1m]))`. Trimtab reads it as a range over the last
+    /// `lookback` at a one-minute step, beside each Ceiling objective's query and
+    /// `readyReplicasQuery`.
+    #[schemars(length(min = 1, max = 4096))]
+    #[x_kube(validation = Rule::new("self.trim() != ''").message("loadQuery must not be blank"))]
+    pub load_query: String,
+    /// The target's Ready replicas over time, to learn the throughput per Ready replica from.
+    /// Default: `sum(kube_deployment_status_replicas_ready{namespace="<the policy's namespace>",
+    /// deployment="<spec.targetRef.name>"})`, which kube-state-metrics exports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub ready_replicas_query: Option<String>,
+    /// How far ahead to provision: pod startup plus the metrics window, about. 1m to 24h;
+    /// default 2m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1m') && duration(self) <= duration('24h')").message("horizon must be between 1m and 24h"))]
+    pub horizon: Option<String>,
+    /// The longest window the trend is read from; a third of it is tried too, and the one whose
+    /// forecasts of the lookback came closer is used. 1m to 24h; default 15m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1m') && duration(self) <= duration('24h')").message("trendWindow must be between 1m and 24h"))]
+    pub trend_window: Option<String>,
+    /// The minutes the law learns from: the (throughput per Ready replica, objective value) pairs
+    /// capacity is fitted to, and the forecaster's replayed errors. 1m to 24h; default 2h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1m') && duration(self) <= duration('24h')").message("lookback must be between 1m and 24h"))]
+    pub lookback: Option<String>,
+    /// Headroom over the forecast, in multiples of the forecaster's typical (root mean square)
+    /// error over the lookback: a quantity of zero or more. "0.85" is about the error's 80th
+    /// percentile. Default "0.85".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("isQuantity(self) && !quantity(self).isLessThan(quantity('0'))").message("noiseMargin must be a quantity of zero or more, such as \"0.85\""))]
+    pub noise_margin: Option<String>,
 }
 
 fn default_min_replicas() -> i32 {

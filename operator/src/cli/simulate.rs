@@ -31,8 +31,9 @@ pub struct SimulateArgs {
     /// The service model (default: docs/simulate.md lists every default).
     #[arg(long, value_name = "MODEL.yaml")]
     pub model: Option<PathBuf>,
-    /// Also run a baseline through the same model: hpa (HPA at 70% of capacity), static (the peak).
-    #[arg(long = "baseline", value_enum, value_name = "hpa|static")]
+    /// Also run a baseline through the same model: hpa (HPA at 70% of capacity), static (the peak),
+    /// oracle (perfect foresight: the physical limit; adds each run's efficiency).
+    #[arg(long = "baseline", value_enum, value_name = "hpa|static|oracle")]
     pub baselines: Vec<BaselineArg>,
     /// The first trace minute to replay.
     #[arg(long, default_value_t = 0, value_name = "N")]
@@ -59,6 +60,7 @@ pub struct SimulateArgs {
 pub enum BaselineArg {
     Hpa,
     Static,
+    Oracle,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +139,7 @@ pub fn load(args: &SimulateArgs) -> Result<(Simulation, Source), SimulateError> 
         .map(|b| match b {
             BaselineArg::Hpa => Baseline::Hpa,
             BaselineArg::Static => Baseline::Static,
+            BaselineArg::Oracle => Baseline::Oracle,
         })
         .collect();
     baselines.sort();
@@ -246,6 +249,12 @@ fn labels(simulation: &Simulation, source: &Source, summary: &Summary) -> Labels
             summary.simulation.static_replicas, fixed.cost, fixed.any_slo_violation_minutes
         ));
     }
+    if let Some(oracle) = &summary.oracle {
+        parts.push(format!("oracle: {:.2}, {} min", oracle.cost, oracle.any_slo_violation_minutes));
+    }
+    if let Some(efficiency) = summary.policy.efficiency {
+        parts.push(format!("policy efficiency {efficiency:.2}"));
+    }
     Labels {
         title: format!(
             "trimtab simulate: {trace}, minutes {}–{last} × {}",
@@ -257,17 +266,33 @@ fn labels(simulation: &Simulation, source: &Source, summary: &Summary) -> Labels
 }
 
 fn print_table(summary: &Summary) {
-    println!(
+    // The efficiency column comes last, and only with the oracle, so scripts reading the first
+    // seven columns keep working.
+    let with_oracle = summary.oracle.is_some();
+    print!(
         "{:<8} {:>10} {:>14} {:>18} {:>13} {:>13} {:>11}",
         "run", "cost", "replica-hours", "slo-violation-min", "scale-events", "max-replicas", "spot-share"
     );
-    let runs = [("policy", Some(&summary.policy)), ("hpa", summary.hpa.as_ref()), ("static", summary.static_.as_ref())];
+    if with_oracle {
+        print!(" {:>11}", "efficiency");
+    }
+    println!();
+    let runs = [
+        ("policy", Some(&summary.policy)),
+        ("hpa", summary.hpa.as_ref()),
+        ("static", summary.static_.as_ref()),
+        ("oracle", summary.oracle.as_ref()),
+    ];
     for (name, run) in runs {
         let Some(run) = run else { continue };
-        println!(
+        print!(
             "{:<8} {:>10.2} {:>14.1} {:>18} {:>13} {:>13} {:>11.2}",
             name, run.cost, run.replica_hours, run.any_slo_violation_minutes, run.scale_events, run.max_replicas, run.spot_share
         );
+        if with_oracle {
+            print!(" {:>11.3}", run.efficiency.unwrap_or(f64::NAN));
+        }
+        println!();
     }
 }
 

@@ -8,6 +8,7 @@
 mod behavior;
 mod budget;
 mod decision;
+mod forecast;
 mod history;
 mod observation;
 mod placement;
@@ -19,6 +20,7 @@ use jiff::Timestamp;
 
 pub use budget::cost_per_hour;
 pub use decision::*;
+pub use forecast::{CapacityBasis, LearnedCapacity, LoadForecast, LoadHistory, Plan, plan};
 pub use history::{recall, remember};
 pub use observation::{Absence, Sample};
 pub use placement::split;
@@ -33,7 +35,22 @@ use crate::api::{Enforcement, History, ObjectiveState, Reason, format_decimal};
 /// stabilization window and rate limits.
 pub const IDLE_STEP_DOWN: f64 = 0.1;
 
+/// One decision without the predictive law's inputs: what every policy without `spec.forecast`
+/// needs (and all HPA-exact ones have).
 pub fn decide(policy: &Policy, observations: &Observations, current: &Current, history: &History, now: Timestamp) -> Decision {
+    decide_with(policy, observations, current, history, now, &LoadHistory::default())
+}
+
+/// One decision, with what range queries returned for the predictive law (`spec.forecast`);
+/// ignored by a policy without it.
+pub fn decide_with(
+    policy: &Policy,
+    observations: &Observations,
+    current: &Current,
+    history: &History,
+    now: Timestamp,
+    load: &LoadHistory,
+) -> Decision {
     let replicas = current.replicas;
     let ready = current.ready_replicas.unwrap_or(replicas).clamp(0, replicas.max(0));
 
@@ -46,6 +63,22 @@ pub fn decide(policy: &Policy, observations: &Observations, current: &Current, h
             propose::propose(policy, rule, sample, replicas, ready)
         })
         .collect();
+    // The predictive law: a Ceiling met asks for the plan (up or down), a Ceiling breached for at
+    // least the plan and at least its reactive step.
+    let plan = forecast::plan(policy, load);
+    let mut objectives = objectives;
+    if let Some(plan) = &plan {
+        for outcome in objectives.iter_mut().filter(|o| o.kind == crate::api::ObjectiveKind::Ceiling && o.value.is_some()) {
+            // A breach the plan did not foresee is one minute's burst that the noise margin
+            // prices in, or capacity the fit overstates, which the next fit corrects; either way
+            // the reactive step (up to 1.5×, held by the scale-down window) would overshoot, so a
+            // breach only stops the count from going down.
+            outcome.proposal = Some(match outcome.state {
+                ObjectiveState::Breached => plan.replicas.max(replicas),
+                _ => plan.replicas,
+            });
+        }
+    }
     let with_data = objectives.iter().filter(|o| o.value.is_some()).count();
     let data = match with_data {
         n if n == objectives.len() => DataCompleteness::Complete,
@@ -73,7 +106,10 @@ pub fn decide(policy: &Policy, observations: &Observations, current: &Current, h
         (bound, reason, bound)
     } else {
         // 3. Combine.
-        let (recommendation, reason, message) = combine(policy, &objectives, data, current);
+        let (recommendation, reason, mut message) = combine(policy, &objectives, data, current);
+        if let Some(plan) = &plan {
+            message = format!("{message}; {}", plan.describe());
+        }
         reasons.push(Step { reason, message });
         // 4. Bound: HPA behavior.
         let stabilized = behavior::stabilize(policy, history, now, replicas, recommendation);

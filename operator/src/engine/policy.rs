@@ -6,8 +6,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::api::{
-    DurationBounds, Enforcement, INTERVAL_BOUNDS, MAX_COUNT, Mode, ObjectiveKind, PolicyType, Quantity, SPOT_WAIT_BOUNDS,
-    ScalingPolicySpec, ScalingRules, SelectPolicy, WhenEmpty, parse_duration,
+    DurationBounds, Enforcement, FORECAST_WINDOW_BOUNDS, INTERVAL_BOUNDS, MAX_COUNT, Mode, ObjectiveKind, PolicyType, Quantity,
+    SPOT_WAIT_BOUNDS, ScalingPolicySpec, ScalingRules, SelectPolicy, WhenEmpty, parse_duration,
 };
 
 /// HPA's default tolerance: relative changes of an AverageValue or Value objective within 10% are ignored.
@@ -29,7 +29,30 @@ pub struct Policy {
     pub budget: Option<BudgetRule>,
     pub placement: Option<PlacementRule>,
     pub mode: Mode,
+    /// The predictive law for Ceiling objectives; none keeps them reactive.
+    pub forecast: Option<ForecastRule>,
 }
+
+/// `spec.forecast`, checked, defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForecastRule {
+    pub load_query: String,
+    /// None: the operator reads kube-state-metrics' Ready replicas of the target.
+    pub ready_replicas_query: Option<String>,
+    /// How far ahead the replicas are provisioned.
+    pub horizon: Duration,
+    /// The minutes the trend and the noise are read from.
+    pub trend_window: Duration,
+    /// The minutes capacity is learned from.
+    pub lookback: Duration,
+    /// Headroom over the forecast, in standard deviations of the recent noise.
+    pub noise_margin: f64,
+}
+
+pub const DEFAULT_FORECAST_HORIZON: Duration = Duration::from_secs(120);
+pub const DEFAULT_TREND_WINDOW: Duration = Duration::from_secs(15 * 60);
+pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(2 * 3600);
+pub const DEFAULT_NOISE_MARGIN: f64 = 0.85;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectiveRule {
@@ -224,6 +247,43 @@ impl Policy {
             })
         });
 
+        let forecast = spec.forecast.as_ref().and_then(|f| {
+            if f.load_query.trim().is_empty() {
+                check.problem("spec.forecast.loadQuery", "must be a PromQL query, not blank");
+            }
+            if f.ready_replicas_query.as_deref().is_some_and(|q| q.trim().is_empty()) {
+                check.problem(
+                    "spec.forecast.readyReplicasQuery",
+                    "must be a PromQL query, or left out for kube-state-metrics' one",
+                );
+            }
+            let duration = |check: &mut Checker, field: &str, text: &Option<String>, default: Duration| {
+                text.as_deref().map_or(Some(default), |t| check.duration(field, t, FORECAST_WINDOW_BOUNDS))
+            };
+            let horizon = duration(&mut check, "spec.forecast.horizon", &f.horizon, DEFAULT_FORECAST_HORIZON);
+            let trend_window = duration(&mut check, "spec.forecast.trendWindow", &f.trend_window, DEFAULT_TREND_WINDOW);
+            let lookback = duration(&mut check, "spec.forecast.lookback", &f.lookback, DEFAULT_LOOKBACK);
+            let noise_margin = match &f.noise_margin {
+                None => Some(DEFAULT_NOISE_MARGIN),
+                Some(text) => check.quantity("spec.forecast.noiseMargin", text).and_then(|q| {
+                    if q.as_f64() < 0.0 {
+                        check.problem("spec.forecast.noiseMargin", "must be zero or more");
+                        None
+                    } else {
+                        Some(q.as_f64())
+                    }
+                }),
+            };
+            Some(ForecastRule {
+                load_query: f.load_query.clone(),
+                ready_replicas_query: f.ready_replicas_query.clone(),
+                horizon: horizon?,
+                trend_window: trend_window?,
+                lookback: lookback?,
+                noise_margin: noise_margin?,
+            })
+        });
+
         if !check.problems.is_empty() {
             return Err(PolicyError { problems: check.problems });
         }
@@ -238,6 +298,7 @@ impl Policy {
             budget,
             placement,
             mode: spec.mode.unwrap_or_default(),
+            forecast,
         })
     }
 

@@ -3,6 +3,7 @@
 //! docs/simulate.md is the user's guide.
 
 pub mod model;
+pub mod oracle;
 pub mod plot;
 pub mod report;
 pub mod run;
@@ -26,6 +27,9 @@ pub enum Baseline {
     Hpa,
     /// The window's peak, provisioned from the start.
     Static,
+    /// Perfect foresight through the same model: each minute exactly the Ready replicas that keep
+    /// the service-level objectives met, pods started `startupSeconds` ahead. The physical limit.
+    Oracle,
 }
 
 impl Baseline {
@@ -33,6 +37,7 @@ impl Baseline {
         match self {
             Baseline::Hpa => "hpa",
             Baseline::Static => "static",
+            Baseline::Oracle => "oracle",
         }
     }
 }
@@ -74,6 +79,13 @@ pub struct Outcome {
     pub static_replicas: i32,
 }
 
+impl Outcome {
+    /// The run named `name`, if it was asked for.
+    pub fn run(&self, name: &str) -> Option<&Run> {
+        self.runs.iter().find(|r| r.name == name).map(|r| &r.run)
+    }
+}
+
 impl Simulation {
     /// Runs the policy and the baselines (in parallel; each run is deterministic). `progress` counts
     /// simulated minutes across all runs.
@@ -98,6 +110,10 @@ impl Simulation {
                     Controller::Engine { policy, feeds }
                 }
                 Baseline::Static => Controller::Static { replicas: static_replicas, policy: self.policy.clone() },
+                Baseline::Oracle => Controller::Schedule {
+                    replicas: oracle::schedule(&self.model, &self.feeds, &self.load_rps, self.policy.min_replicas),
+                    policy: self.policy.clone(),
+                },
             };
             controllers.push((baseline.name(), controller));
         }
@@ -159,6 +175,7 @@ pub fn hpa(spec: &ScalingPolicySpec, target_rps: f64) -> Result<(Policy, Vec<Fee
         behavior: None,
         budget: None,
         mode: None,
+        forecast: None,
         ..spec.clone()
     };
     let policy = Policy::from_spec(&hpa_spec)?;

@@ -28,6 +28,7 @@ const SPOT: RGBColor = RGBColor(120, 180, 230);
 const ON_DEMAND: RGBColor = RGBColor(25, 80, 140);
 const HPA: RGBColor = RGBColor(230, 120, 20);
 const STATIC: RGBColor = RGBColor(110, 110, 110);
+const ORACLE: RGBColor = RGBColor(40, 160, 70);
 const TARGET: RGBColor = RGBColor(200, 30, 30);
 const INTERRUPTION: RGBColor = RGBColor(150, 60, 170);
 
@@ -131,6 +132,7 @@ impl PlotData {
                     color: match named.name {
                         "hpa" => HPA,
                         "static" => STATIC,
+                        "oracle" => ORACLE,
                         _ => POLICY,
                     },
                     replicas: busiest.iter().map(|i| total(*i)).collect(),

@@ -19,6 +19,8 @@ pub struct Summary {
     pub hpa: Option<RunSummary>,
     #[serde(rename = "static", skip_serializing_if = "Option::is_none")]
     pub static_: Option<RunSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<RunSummary>,
     pub simulation: SimulationSummary,
 }
 
@@ -39,6 +41,9 @@ pub struct RunSummary {
     pub max_replicas: i32,
     /// The share of replica-hours on spot.
     pub spot_share: f64,
+    /// The oracle's cost over this run's (1 is the physical limit); present when the oracle ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub efficiency: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,15 +85,27 @@ pub fn run_summary(run: &Run, feeds: &[Feed]) -> RunSummary {
         scale_events: t.scale_events,
         max_replicas: t.max_replicas,
         spot_share: if t.replica_hours > 0.0 { round(t.spot_replica_hours / t.replica_hours, 4) } else { 0.0 },
+        efficiency: None,
     }
 }
 
+/// Oracle cost over run cost: how close a run comes to the physical limit. None without an oracle
+/// run or when the run cost nothing.
+pub fn efficiency(run: &Run, oracle: Option<&Run>) -> Option<f64> {
+    let oracle = oracle?;
+    (run.totals.cost > 0.0).then(|| round(oracle.totals.cost / run.totals.cost, 4))
+}
+
 pub fn summary(simulation: &Simulation, outcome: &Outcome, source: &Source) -> Summary {
-    let of = |name: &str| outcome.runs.iter().find(|r| r.name == name).map(|r| run_summary(&r.run, &simulation.feeds));
+    let oracle = outcome.run("oracle");
+    let of = |name: &str| {
+        outcome.run(name).map(|run| RunSummary { efficiency: efficiency(run, oracle), ..run_summary(run, &simulation.feeds) })
+    };
     Summary {
         policy: of("policy").unwrap_or_else(|| run_summary(&empty_run(simulation.feeds.len()), &simulation.feeds)),
         hpa: of("hpa"),
         static_: of("static"),
+        oracle: of("oracle"),
         simulation: SimulationSummary {
             trace: source.trace.clone(),
             start_minute: simulation.first_minute,

@@ -27,7 +27,7 @@ use super::model::Model;
 use super::service_model::ServiceState;
 use super::signals::{Feed, Signal, Traffic};
 use crate::api::{History, ObjectiveKind};
-use crate::engine::{self, Current, DataCompleteness, Observations, Policy, Pricing, Sample, Split};
+use crate::engine::{self, Current, DataCompleteness, LoadHistory, Observations, Policy, Pricing, Sample, Split};
 
 /// What every run of one simulation shares.
 #[derive(Debug, Clone)]
@@ -50,12 +50,18 @@ pub enum Controller {
     Engine { policy: Policy, feeds: Vec<Feed> },
     /// A fixed count; `policy` gives the placement.
     Static { replicas: i32, policy: Policy },
+    /// A count set in advance for every tick of [`SCHEDULE_TICK_SECONDS`] (the oracle's);
+    /// `policy` gives the placement. Past the schedule's end its last count holds.
+    Schedule { replicas: Vec<i32>, policy: Policy },
 }
+
+/// The tick of a [`Controller::Schedule`].
+pub const SCHEDULE_TICK_SECONDS: u64 = 15;
 
 impl Controller {
     fn policy(&self) -> &Policy {
         match self {
-            Controller::Engine { policy, .. } | Controller::Static { policy, .. } => policy,
+            Controller::Engine { policy, .. } | Controller::Static { policy, .. } | Controller::Schedule { policy, .. } => policy,
         }
     }
 }
@@ -139,13 +145,13 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
     // Ticks of at most 15 s that divide the interval and the minute.
     let tick = match controller {
         Controller::Engine { .. } => gcd(interval, 15),
-        Controller::Static { .. } => 15,
+        Controller::Static { .. } | Controller::Schedule { .. } => SCHEDULE_TICK_SECONDS,
     };
     let tick_seconds = tick as f64;
     let ticks_per_minute = 60 / tick;
     let rounds_every = match controller {
         Controller::Engine { .. } => interval / tick,
-        Controller::Static { .. } => 1,
+        Controller::Static { .. } | Controller::Schedule { .. } => 1,
     };
     let window_ticks = ((model.metrics_window_seconds / tick_seconds).ceil() as usize).max(1);
     let return_after = policy.placement.as_ref().map_or(0.0, |p| p.return_after.as_secs_f64());
@@ -158,6 +164,7 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
     let mut desired = match controller {
         Controller::Engine { .. } => initial,
         Controller::Static { replicas, .. } => *replicas,
+        Controller::Schedule { replicas, .. } => replicas.first().copied().unwrap_or(initial),
     };
     let mut pods: Vec<Pod> = Vec::with_capacity(desired.max(0) as usize * 2);
     let first_split = placement(policy, true, desired);
@@ -175,6 +182,25 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
     let mut minute_traffic = Traffic::default();
     let mut window_traffic = Traffic::default();
     let mut observations = Observations::new();
+    // What the operator's range queries would return for the predictive law (`spec.forecast`): the
+    // throughput a minute apart up to now, and each Ceiling objective's minutes of the lookback as
+    // (throughput per Ready replica, value) pairs.
+    let forecast = match controller {
+        Controller::Engine { policy, .. } => policy.forecast.as_ref(),
+        _ => None,
+    };
+    let trend_minutes = forecast.map_or(0, |f| (f.trend_window.as_secs_f64() / 60.0).round() as usize);
+    let lookback_minutes = forecast.map_or(0, |f| (f.lookback.as_secs_f64() / 60.0).round() as usize);
+    let mut load_history = LoadHistory::default();
+    let mut pairs: Vec<CeilingPairs> = match controller {
+        Controller::Engine { feeds, .. } if forecast.is_some() => feeds
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.kind == ObjectiveKind::Ceiling)
+            .map(|(i, f)| (i, f.objective.clone(), VecDeque::with_capacity(lookback_minutes + 1)))
+            .collect(),
+        _ => Vec::new(),
+    };
 
     let mut minutes = Vec::with_capacity(scenario.load_rps.len());
     let mut totals = Totals {
@@ -231,8 +257,20 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
                         pricing: scenario.pricing,
                     };
                     let now = start + SignedDuration::from_secs(t as i64);
+                    if forecast.is_some() {
+                        load_history.load.clear();
+                        load_history.load.extend(
+                            (0..=trend_minutes.max(lookback_minutes))
+                                .rev()
+                                .filter_map(|j| trailing_rate(scenario.load_rps, t - 60.0 * j as f64)),
+                        );
+                        load_history.capacity.clear();
+                        for (_, name, seen) in &pairs {
+                            load_history.capacity.insert(name.clone(), seen.iter().copied().collect());
+                        }
+                    }
                     let recalled = engine::recall(&history, last_round, now);
-                    let decision = engine::decide(policy, &observations, &current, &recalled, now);
+                    let decision = engine::decide_with(policy, &observations, &current, &recalled, now, &load_history);
                     let change = decision.desired_replicas - desired;
                     history = engine::remember(&history, last_round, policy, now, decision.recommendation, change);
                     last_round = Some(now);
@@ -240,6 +278,14 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
                     if change != 0 {
                         totals.scale_events += 1;
                         desired = decision.desired_replicas;
+                        totals.max_replicas = totals.max_replicas.max(desired);
+                    }
+                }
+                if let Controller::Schedule { replicas, .. } = controller {
+                    let scheduled = replicas.get(k as usize).or(replicas.last()).copied().unwrap_or(desired);
+                    if scheduled != desired {
+                        totals.scale_events += 1;
+                        desired = scheduled;
                         totals.max_replicas = totals.max_replicas.max(desired);
                     }
                 }
@@ -283,6 +329,15 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
             }
         }
         totals.any_violation_minutes += u64::from(any);
+        if mean_ready > 0.0 {
+            let per_replica = signals[signal_index(Signal::Rps)] / mean_ready;
+            for (i, _, seen) in &mut pairs {
+                if seen.len() >= lookback_minutes.max(1) {
+                    seen.pop_front();
+                }
+                seen.push_back((per_replica, signals[signal_index(slo_signal(controller, *i))]));
+            }
+        }
         let spot = pods.iter().filter(|p| p.spot).count() as u32;
         let on_demand = pods.len() as u32 - spot;
         minutes.push(MinuteRecord {
@@ -299,6 +354,32 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
         }
     }
     Run { minutes, totals }
+}
+
+/// A Ceiling objective's index among the feeds, its name and its recent (throughput per Ready
+/// replica, value) minutes.
+type CeilingPairs = (usize, String, VecDeque<(f64, f64)>);
+
+/// The signal feeding the controller's `i`th objective.
+fn slo_signal(controller: &Controller, i: usize) -> Signal {
+    match controller {
+        Controller::Engine { feeds, .. } => feeds.get(i).map_or(Signal::LatencyP99, |f| f.signal),
+        _ => Signal::LatencyP99,
+    }
+}
+
+/// The offered load averaged over the minute before `at` seconds, as `rate(...[1m])` at `at`; none
+/// before the window had a whole minute (the load is constant within each trace minute).
+fn trailing_rate(load_rps: &[f64], at: f64) -> Option<f64> {
+    if at < 60.0 {
+        return None;
+    }
+    let from = at - 60.0;
+    let first = (from / 60.0).floor() as usize;
+    let share = 1.0 - (from / 60.0 - first as f64);
+    let a = load_rps.get(first).copied()?;
+    let b = load_rps.get(first + 1).copied().unwrap_or(a);
+    Some(a * share + b * (1.0 - share))
 }
 
 fn placement(policy: &Policy, spot_healthy: bool, replicas: i32) -> Option<Split> {

@@ -1,0 +1,424 @@
+//! The predictive law for Ceiling objectives (`spec.forecast`): provision for the load that is
+//! coming, at the throughput per Ready replica where the objectives would break.
+//!
+//! A Ceiling objective alone says "too slow" or "fine", never how many replicas are needed; and a
+//! reactive step cannot catch a ramp shorter than pod startup plus the metrics window. So, from
+//! what Prometheus range queries return (passed in as [`LoadHistory`]; the engine reads no clock
+//! and does no I/O):
+//! - **forecast**: a least-squares line through the recent minutes of throughput, extended
+//!   `horizon` ahead when it rises (a falling trend is not trusted to continue: the mean of the
+//!   window is the floor; a slope within two standard errors of flat is no trend). The window is
+//!   `trendWindow` or a third of it, whichever forecast the minutes of the `lookback` better when
+//!   replayed over them; the root mean square of its replayed errors is the noise, and
+//!   `noiseMargin` times it is the headroom, since a minute's burst cannot be seen coming but the
+//!   size of the forecaster's misses can;
+//! - **capacity**: each Ceiling objective's (throughput per Ready replica, value) pairs of the last
+//!   `lookback` are fitted with the queueing law `value = base + a·x / (C − x)` (the M/M/1 shape
+//!   latency has near saturation; exact for the simulator's model), and the throughput per replica
+//!   at which the fit crosses the target is that objective's capacity. It is never taken beyond
+//!   [`EXPLORE`] times the highest throughput per replica seen with the objective met, so a flat
+//!   latency (a service whose p99 is its service time) lets the count step down, and is measured
+//!   again, rather than be extrapolated to nothing;
+//! - **plan**: `ceil(forecast / (capacity × CAPACITY_SAFETY))` replicas, up or down. A Ceiling met
+//!   asks for the plan (so a p99 sitting just under its target no longer blocks a scale-down that
+//!   would not breach it); a Ceiling breached asks for at least the plan.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::policy::{ForecastRule, Policy};
+use crate::api::ObjectiveKind;
+
+/// The capacity used is this share of the learned one: the fit is an estimate.
+pub const CAPACITY_SAFETY: f64 = 0.97;
+/// Capacity is never taken beyond this multiple of the highest throughput per replica seen met.
+pub const EXPLORE: f64 = 1.5;
+/// Fewer pairs than this teach nothing.
+pub const MIN_PAIRS: usize = 8;
+
+/// What the operator reads from Prometheus for the predictive law, by range queries at a one-minute
+/// step (see docs/app-team.md for the queries).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadHistory {
+    /// Throughput (requests/s, `loadQuery`) at each minute of the lookback (at least the trend
+    /// window), oldest first; the last is now.
+    pub load: Vec<f64>,
+    /// Per Ceiling objective, by name: for each minute of the lookback, the throughput per Ready
+    /// replica and the objective's value then, oldest first.
+    pub capacity: BTreeMap<String, Vec<(f64, f64)>>,
+}
+
+/// The forecast of the throughput over the horizon.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadForecast {
+    /// Throughput now, requests/s.
+    pub now: f64,
+    /// The trend, requests/s per minute.
+    pub trend_per_minute: f64,
+    /// The root mean square error of the forecaster used, replayed over the lookback (or, with
+    /// too few minutes to replay, the standard deviation of the minutes around its line).
+    pub noise: f64,
+    /// The minutes the trend was read from: `trendWindow`, or a third of it.
+    pub window_minutes: u32,
+    /// What is provisioned for: the trend's value at the horizon (at least the window's mean) plus
+    /// the noise margin.
+    pub demand: f64,
+}
+
+/// How a capacity was learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CapacityBasis {
+    /// The queueing fit crosses the target there.
+    Fitted,
+    /// The value does not rise with the load in what was seen: the highest throughput per replica
+    /// seen met, times [`EXPLORE`].
+    Explored,
+}
+
+/// The throughput per Ready replica at which an objective would be breached.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LearnedCapacity {
+    pub objective: String,
+    pub per_replica: f64,
+    pub basis: CapacityBasis,
+    /// The pairs it was learned from.
+    pub pairs: usize,
+}
+
+/// The predictive law's answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub forecast: LoadForecast,
+    /// The tightest objective's capacity.
+    pub capacity: LearnedCapacity,
+    pub replicas: i32,
+}
+
+impl Plan {
+    /// For the decision's reasons: what was forecast and learned, and what it asks for.
+    pub fn describe(&self) -> String {
+        let f = &self.forecast;
+        let c = &self.capacity;
+        let basis = match c.basis {
+            CapacityBasis::Fitted => "where its fit crosses the target",
+            CapacityBasis::Explored => "no rise seen yet: 1.5× the most seen met",
+        };
+        format!(
+            "forecast {:.1} rps (now {:.1}, trend {:+.1}/min over {} min, error {:.1}); learned capacity {:.1} rps per Ready replica for {} ({basis}, {} minutes): {} replicas",
+            f.demand, f.now, f.trend_per_minute, f.window_minutes, f.noise, c.per_replica, c.objective, c.pairs, self.replicas
+        )
+    }
+}
+
+/// The plan, when the policy has `spec.forecast` and the history is enough to make one.
+pub fn plan(policy: &Policy, history: &LoadHistory) -> Option<Plan> {
+    let rule = policy.forecast.as_ref()?;
+    let forecast = forecast(rule, &history.load)?;
+    let capacity = policy
+        .objectives
+        .iter()
+        .filter(|o| o.kind == ObjectiveKind::Ceiling)
+        .filter_map(|o| learn_capacity(&o.name, o.target, history.capacity.get(&o.name)?))
+        .min_by(|a, b| a.per_replica.total_cmp(&b.per_replica))?;
+    let replicas = (forecast.demand / (capacity.per_replica * CAPACITY_SAFETY)).ceil();
+    let replicas = if replicas.is_finite() { replicas.clamp(0.0, f64::from(i32::MAX)) as i32 } else { return None };
+    Some(Plan { forecast, capacity, replicas })
+}
+
+/// The throughput to provision for over the horizon, from the minutes of `load` (oldest first, the
+/// last is now); none with fewer than three.
+///
+/// Two forecasters are tried, a line through the last `trendWindow` and one through a third of it:
+/// each is replayed over the minutes given (`lookback`), forecasting every known minute from the
+/// minutes `horizon` before it, and the one whose forecasts came closer is used. A noisy load
+/// picks the long window, a smooth ramp the short one. The root mean square of its errors is the
+/// noise, so the headroom covers what this forecaster has actually missed by, ramps included.
+pub fn forecast(rule: &ForecastRule, load: &[f64]) -> Option<LoadForecast> {
+    let known: Vec<f64> = load.iter().copied().filter(|v| v.is_finite()).collect();
+    let k = known.len();
+    if k < 3 {
+        return None;
+    }
+    let long = ((rule.trend_window.as_secs_f64() / 60.0).round() as usize).max(3);
+    let short = (long / 3).max(3);
+    let ahead = rule.horizon.as_secs_f64() / 60.0;
+    let (noise, window) = [short, long]
+        .into_iter()
+        .filter_map(|window| replay_error(&known, window, ahead).map(|error| (error, window)))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .unwrap_or_else(|| (Line::through(&known[k.saturating_sub(long)..]).noise, long));
+    let line = Line::through(&known[k.saturating_sub(window)..]);
+    let demand = line.at(ahead).max(line.mean) + rule.noise_margin * noise;
+    Some(LoadForecast { now: known[k - 1], trend_per_minute: line.slope, noise, window_minutes: window as u32, demand })
+}
+
+/// Replays fewer than this many forecasts and the comparison is noise.
+const MIN_REPLAYS: usize = 10;
+
+/// The root mean square error of a line through `window` minutes forecasting the minute `ahead`
+/// (rounded to whole minutes, at least one) after it, over every such minute in `known`.
+fn replay_error(known: &[f64], window: usize, ahead: f64) -> Option<f64> {
+    let gap = (ahead.round() as usize).max(1);
+    let errors: Vec<f64> = (window..=known.len().saturating_sub(gap))
+        .map(|end| {
+            let line = Line::through(&known[end - window..end]);
+            known[end + gap - 1] - line.at(gap as f64).max(line.mean)
+        })
+        .collect();
+    (errors.len() >= MIN_REPLAYS).then(|| (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt())
+}
+
+/// A slope is trusted in proportion to its evidence: it is scaled by `1 − TREND_EVIDENCE / t²`,
+/// t the slope over its standard error, so a slope within two standard errors of flat is no trend
+/// at all (noise extrapolated minutes ahead would only add noise) and a clear ramp keeps almost
+/// all of its slope.
+pub const TREND_EVIDENCE: f64 = 4.0;
+
+/// A least-squares line through minutes one apart, the last one now.
+struct Line {
+    mean: f64,
+    slope: f64,
+    /// The standard deviation of the minutes around the line.
+    noise: f64,
+    /// Minutes from the window's centre to its last minute.
+    half: f64,
+}
+
+impl Line {
+    fn through(values: &[f64]) -> Line {
+        let n = values.len() as f64;
+        let mean_x = (n - 1.0) / 2.0;
+        let mean = values.iter().sum::<f64>() / n.max(1.0);
+        let (mut sxx, mut sxy) = (0.0, 0.0);
+        for (i, y) in values.iter().enumerate() {
+            let dx = i as f64 - mean_x;
+            sxx += dx * dx;
+            sxy += dx * (y - mean);
+        }
+        let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        let residual: f64 = values.iter().enumerate().map(|(i, y)| (y - (mean + slope * (i as f64 - mean_x))).powi(2)).sum();
+        let noise = if n > 2.0 { (residual / (n - 2.0)).sqrt() } else { 0.0 };
+        let standard_error = if sxx > 0.0 { noise / sxx.sqrt() } else { 0.0 };
+        let slope = if standard_error > 0.0 && slope != 0.0 {
+            slope * (1.0 - TREND_EVIDENCE * (standard_error / slope).powi(2)).max(0.0)
+        } else {
+            slope
+        };
+        Line { mean, slope, noise, half: mean_x }
+    }
+
+    /// The line's value `ahead` minutes after the last minute.
+    fn at(&self, ahead: f64) -> f64 {
+        self.mean + self.slope * (self.half + ahead)
+    }
+}
+
+/// The throughput per Ready replica at which an objective of `target` would be breached, learned
+/// from (throughput per replica, value) pairs; none with too few pairs or a floor over the target.
+pub fn learn_capacity(objective: &str, target: f64, pairs: &[(f64, f64)]) -> Option<LearnedCapacity> {
+    // Saturated minutes (timeouts, errors far over target) do not follow the queueing shape.
+    let points: Vec<(f64, f64)> =
+        pairs.iter().copied().filter(|(x, v)| x.is_finite() && v.is_finite() && *x > 0.0 && *v <= 1.5 * target).collect();
+    if points.len() < MIN_PAIRS {
+        return None;
+    }
+    let highest_met = points.iter().filter(|(_, v)| *v <= target).map(|(x, _)| *x).fold(0.0, f64::max);
+    let highest = points.iter().map(|(x, _)| *x).fold(0.0, f64::max);
+    let explored = |per_replica: f64| {
+        Some(LearnedCapacity {
+            objective: objective.to_owned(),
+            per_replica,
+            basis: CapacityBasis::Explored,
+            pairs: points.len(),
+        })
+    };
+    // Golden-section search of the knee C over (highest, 20 × highest) for the least squares fit of
+    // value = base + a·x/(C − x): for a fixed C the fit is linear in (base, a).
+    let fit = |knee: f64| -> (f64, f64, f64) {
+        let n = points.len() as f64;
+        let g: Vec<f64> = points.iter().map(|(x, _)| x / (knee - x)).collect();
+        let mean_g = g.iter().sum::<f64>() / n;
+        let mean_v = points.iter().map(|(_, v)| v).sum::<f64>() / n;
+        let (mut sgg, mut sgv) = (0.0, 0.0);
+        for (gi, (_, v)) in g.iter().zip(&points) {
+            sgg += (gi - mean_g).powi(2);
+            sgv += (gi - mean_g) * (v - mean_v);
+        }
+        let a = if sgg > 0.0 { sgv / sgg } else { 0.0 };
+        let base = mean_v - a * mean_g;
+        let sse = g.iter().zip(&points).map(|(gi, (_, v))| (v - base - a * gi).powi(2)).sum();
+        (base, a, sse)
+    };
+    let (mut low, mut high) = (highest * 1.001, highest * 20.0);
+    const PHI: f64 = 0.618_033_988_749_895;
+    for _ in 0..40 {
+        let m1 = high - PHI * (high - low);
+        let m2 = low + PHI * (high - low);
+        if fit(m1).2 <= fit(m2).2 { high = m2 } else { low = m1 }
+    }
+    let knee = 0.5 * (low + high);
+    let (base, a, _) = fit(knee);
+    if base >= target {
+        // Replicas do not bring the value under the target: no capacity to learn.
+        return None;
+    }
+    let ceiling = highest_met * EXPLORE;
+    // No rise worth the name across what was seen (or too little spread to see one): a fit
+    // would be noise, so explore instead.
+    let lowest = points.iter().map(|(x, _)| *x).fold(f64::INFINITY, f64::min);
+    let rise = a * highest / (knee - highest);
+    if !(a.is_finite() && a > 0.0 && rise >= 0.05 * (target - base) && highest - lowest >= 0.05 * highest) {
+        return if highest_met > 0.0 { explored(ceiling) } else { None };
+    }
+    let crossing = knee * (target - base) / (a + target - base);
+    if highest_met > 0.0 && crossing > ceiling {
+        return explored(ceiling);
+    }
+    Some(LearnedCapacity {
+        objective: objective.to_owned(),
+        per_replica: crossing,
+        basis: CapacityBasis::Fitted,
+        pairs: points.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn rule(noise_margin: f64) -> ForecastRule {
+        ForecastRule {
+            load_query: "q".into(),
+            ready_replicas_query: None,
+            horizon: Duration::from_secs(120),
+            trend_window: Duration::from_secs(900),
+            lookback: Duration::from_secs(7200),
+            noise_margin,
+        }
+    }
+
+    /// The simulator's default model: p99 = 0.05 + 0.05 · ln(100) · ρ/(1 − ρ), capacity 50.
+    fn p99(per_replica: f64) -> f64 {
+        let rho = per_replica / 50.0;
+        0.05 + 0.05 * 100f64.ln() * rho / (1.0 - rho)
+    }
+
+    #[test]
+    fn capacity_is_learned_where_the_queueing_fit_crosses_the_target() {
+        let pairs: Vec<(f64, f64)> = (0..30).map(|i| 20.0 + f64::from(i) * 0.6).map(|x| (x, p99(x))).collect();
+        let learned = learn_capacity("p99", 1.0, &pairs).expect("enough pairs");
+        assert_eq!(learned.basis, CapacityBasis::Fitted);
+        // p99 reaches 1 s at 80.5 % of 50.
+        assert!((learned.per_replica - 40.26).abs() < 0.3, "{learned:?}");
+    }
+
+    #[test]
+    fn a_latency_that_does_not_rise_with_load_lets_the_count_step_down_by_exploring() {
+        // The cluster: p99 0.244 s at any load, target 0.3 s, 4 rps per replica seen.
+        let pairs: Vec<(f64, f64)> = (0..20).map(|i| (3.0 + f64::from(i) * 0.05, 0.244)).collect();
+        let learned = learn_capacity("p99", 0.3, &pairs).expect("enough pairs");
+        assert_eq!(learned.basis, CapacityBasis::Explored);
+        assert!((learned.per_replica - 3.95 * EXPLORE).abs() < 1e-9, "{learned:?}");
+    }
+
+    #[test]
+    fn a_floor_over_the_target_teaches_no_capacity() {
+        let pairs: Vec<(f64, f64)> = (0..20).map(|i| (3.0 + f64::from(i), 0.4)).collect();
+        assert_eq!(learn_capacity("p99", 0.3, &pairs), None);
+    }
+
+    #[test]
+    fn too_few_pairs_teach_nothing() {
+        assert_eq!(learn_capacity("p99", 1.0, &[(30.0, 0.5); 3]), None);
+    }
+
+    #[test]
+    fn a_rising_load_is_forecast_along_its_trend_over_the_horizon() {
+        let load: Vec<f64> = (0..15).map(|i| 100.0 + 10.0 * f64::from(i)).collect();
+        let f = forecast(&rule(2.0), &load).expect("enough minutes");
+        assert!((f.trend_per_minute - 10.0).abs() < 1e-9 && f.noise < 1e-9);
+        assert!((f.demand - 260.0).abs() < 1e-6, "240 now, two minutes ahead: {f:?}");
+    }
+
+    #[test]
+    fn a_falling_load_is_provisioned_for_its_recent_mean_plus_the_noise_margin() {
+        let load: Vec<f64> = (0..15).map(|i| 300.0 - 10.0 * f64::from(i) + if i % 2 == 0 { 5.0 } else { -5.0 }).collect();
+        let f = forecast(&rule(2.0), &load).expect("enough minutes");
+        let mean = load.iter().sum::<f64>() / 15.0;
+        assert!(f.trend_per_minute < 0.0);
+        assert!((f.demand - (mean + 2.0 * f.noise)).abs() < 1e-9 && f.noise > 4.0, "{f:?}");
+    }
+
+    /// A deterministic scatter in [-0.5, 0.5], without a short period.
+    fn scatter(i: usize) -> f64 {
+        let mut x = (i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (x ^ (x >> 31)) as f64 / u64::MAX as f64 - 0.5
+    }
+
+    #[test]
+    fn a_smooth_ramp_is_forecast_from_the_short_window_and_a_noisy_load_from_the_long_one() {
+        // Accelerating, noiseless: a line through 5 minutes keeps up, one through 15 lags.
+        let ramp: Vec<f64> = (0..120).map(|i| 100.0 + 0.02 * f64::from(i).powi(2)).collect();
+        assert_eq!(forecast(&rule(1.0), &ramp).expect("enough minutes").window_minutes, 5);
+        // Flat with scattered minute-to-minute noise: five minutes of it are too few to average.
+        let noisy: Vec<f64> = (0..120).map(|i| 300.0 + 90.0 * scatter(i)).collect();
+        assert_eq!(forecast(&rule(1.0), &noisy).expect("enough minutes").window_minutes, 15);
+    }
+
+    #[test]
+    fn the_headroom_is_the_margin_times_the_forecasters_own_replayed_error() {
+        let noisy: Vec<f64> = (0..120).map(|i| 300.0 + 90.0 * scatter(i)).collect();
+        let f = forecast(&rule(0.0), &noisy).expect("enough minutes");
+        let g = forecast(&rule(2.0), &noisy).expect("enough minutes");
+        // The scatter's standard deviation is 90 / √12 = 26; a forecast misses by a little more.
+        assert!(f.noise > 26.0 && f.noise < 32.0, "the scatter is missed by about its size: {f:?}");
+        assert!((g.demand - f.demand - 2.0 * f.noise).abs() < 1e-9, "{f:?} {g:?}");
+    }
+
+    #[test]
+    fn a_slope_within_two_standard_errors_of_flat_is_no_trend() {
+        // 300 ± 30 alternating with a slight drift: the fitted slope is far inside its noise.
+        let load: Vec<f64> = (0..15).map(|i| 300.0 + 0.5 * f64::from(i) + if i % 2 == 0 { 30.0 } else { -30.0 }).collect();
+        let f = forecast(&rule(0.0), &load).expect("enough minutes");
+        assert_eq!(f.trend_per_minute, 0.0, "{f:?}");
+        let mean = load.iter().sum::<f64>() / 15.0;
+        assert!((f.demand - mean).abs() < 1e-9, "{f:?}");
+    }
+
+    #[test]
+    fn a_ceiling_in_its_hold_band_no_longer_blocks_a_scale_down_that_would_not_breach_it() {
+        // The cluster: 40 rps on 10 replicas, p99 0.244 s (its service time) against 0.3 s.
+        let spec: crate::api::ScalingPolicySpec = serde_json::from_value(serde_json::json!({
+            "targetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 20,
+            "objectives": [{"name": "p99", "kind": "Ceiling", "query": "q", "target": "300m"}],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
+            "forecast": {"loadQuery": "sum(rate(http_requests_total[1m]))", "noiseMargin": "0"}
+        }))
+        .expect("valid spec");
+        let policy = Policy::from_spec(&spec).expect("valid policy");
+        let observations = super::super::Observations::from([("p99".to_owned(), super::super::Sample::Value(0.244))]);
+        let current = super::super::Current {
+            replicas: 10,
+            ready_replicas: Some(10),
+            consecutive_failures: 0,
+            spot_healthy: true,
+            pricing: super::super::Pricing::default(),
+        };
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let history = crate::api::History::default();
+        let held = super::super::decide(&policy, &observations, &current, &history, now);
+        assert_eq!(held.recommendation, 10, "without the range queries the hold band still holds");
+        let load = LoadHistory { load: vec![40.0; 15], capacity: BTreeMap::from([("p99".to_owned(), vec![(4.0, 0.244); 30])]) };
+        let decision = super::super::decide_with(&policy, &observations, &current, &history, now, &load);
+        // 40 rps at 1.5 × 4 rps per replica (explored, × 0.97): 7 replicas, then measured again.
+        assert_eq!(decision.desired_replicas, 7, "{:?}", decision.reasons);
+        assert!(decision.reasons[0].message.contains("learned capacity 6.0 rps per Ready replica"), "{:?}", decision.reasons);
+    }
+}
