@@ -252,3 +252,47 @@ async fn a_budget_that_fits_part_of_the_scale_out_caps_it_and_says_so() {
     })
     .await;
 }
+
+#[tokio::test]
+#[ignore = "needs a cluster: run with `just e2e`"]
+async fn a_forecast_policy_reads_its_ranges_from_prometheus_and_a_range_prometheus_rejects_names_its_field() {
+    scenario("forecast", |env, ns| async move {
+        web_under_load(&env.client, &ns, 2, 150.0).await; // 1.5× the capacity of 2 replicas
+        apply_deployment(&env.client, &deployment(&ns, "typo", 2, false)).await;
+        let ranges = r#"sum(prometheus_http_requests_total{handler="/api/v1/query_range"})"#;
+        let ranges_before = env.prometheus_value(ranges).await.unwrap_or(0.0);
+        let _operator = Operator::start(&ns, &env.prometheus_url);
+
+        let load = format!(r#"sum(rate(app_requests_total{{namespace="{ns}",deployment="web"}}[20s]))"#);
+        let ready = format!(r#"sum(app_ready_replicas{{namespace="{ns}",deployment="web"}})"#);
+        let forecast = json!({"forecast": {"loadQuery": load, "readyReplicasQuery": ready}});
+        apply(&env.client, &ns, "web", latency_policy(&ns, "web", forecast)).await;
+        apply(&env.client, &ns, "typo", latency_policy(&ns, "typo", json!({"forecast": {"loadQuery": "sum(rate("}}))).await;
+
+        let invalid =
+            wait_condition(&env.client, &ns, "typo", "Ready", "False", Some("PolicyInvalid"), Duration::from_secs(90)).await;
+        let message = invalid
+            .status
+            .expect("status")
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        assert!(message.contains("spec.forecast.loadQuery"), "the message names the field: {message}");
+        // Until the law has minutes to learn from, the breached Ceiling reacts: the web scales out.
+        eventually("the forecast policy to scale out under overload", Duration::from_secs(90), || async {
+            let n = replicas(&env.client, &ns, "web").await;
+            if n > 2 { Ok(()) } else { Err(format!("{n} replicas")) }
+        })
+        .await;
+        eventually("Prometheus to have answered the operator's range queries", Duration::from_secs(60), || async {
+            match env.prometheus_value(ranges).await {
+                Some(now) if now > ranges_before => Ok(()),
+                other => Err(format!("range queries {other:?}, before {ranges_before}")),
+            }
+        })
+        .await;
+    })
+    .await;
+}

@@ -447,3 +447,54 @@ fn an_absence_read_as_zero_says_so_in_the_decision() {
 fn an_unknown_when_empty_is_rejected_by_its_path() {
     rejected(|s| s["policy"]["spec"]["objectives"][0]["whenEmpty"] = json!("Nothing"), &["objectives[0].whenEmpty", "Zero"]);
 }
+
+/// The cluster: 40 requests/s on 10 replicas, p99 0.244 s (its service time) against 0.3 s.
+fn forecast_situation(load_history: Option<Value>) -> Value {
+    let mut s = json!({
+        "now": "2026-01-01T00:10:00Z",
+        "policy": {
+            "apiVersion": "trimtab.dev/v1alpha1",
+            "kind": "ScalingPolicy",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {
+                "targetRef": {"kind": "Deployment", "name": "web"},
+                "minReplicas": 2,
+                "maxReplicas": 20,
+                "objectives": [{"name": "p99", "kind": "Ceiling", "query": "q", "target": "300m"}],
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
+                "forecast": {"loadQuery": "sum(rate(http_requests_total[1m]))"}
+            }
+        },
+        "currentReplicas": 10,
+        "observations": {"p99": {"value": "0.244"}}
+    });
+    if let Some(history) = load_history {
+        s["loadHistory"] = history;
+    }
+    s
+}
+
+#[test]
+fn a_forecast_policy_given_its_range_answers_explains_the_forecast_and_scales_a_flat_latency_down() {
+    let held = decide_stdin(&forecast_situation(None).to_string());
+    assert!(held.status.success(), "{}", String::from_utf8_lossy(&held.stderr));
+    let held: Value = serde_json::from_slice(&held.stdout).expect("json");
+    assert_eq!(held["desiredReplicas"], 10, "without range answers the Ceiling only reacts: {held}");
+
+    let pairs: Vec<Value> = (0..30).map(|_| json!([4.0, 0.244])).collect();
+    let history = json!({"load": vec![40.0; 15], "capacity": {"p99": pairs}});
+    let out = decide_stdin(&forecast_situation(Some(history)).to_string());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let decision: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(decision["desiredReplicas"], 7, "{decision}");
+    let reasons = decision["reasons"].to_string();
+    assert!(reasons.contains("forecast 40.0 rps") && reasons.contains("learned capacity 6.0 rps per Ready replica"), "{reasons}");
+}
+
+#[test]
+fn a_negative_throughput_in_the_load_history_is_an_error_naming_it() {
+    let history = json!({"load": [40.0, -1.0, 40.0]});
+    let out = decide_stdin(&forecast_situation(Some(history)).to_string());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loadHistory.load[1]"), "{}", String::from_utf8_lossy(&out.stderr));
+}

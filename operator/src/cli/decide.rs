@@ -44,6 +44,20 @@ struct Situation {
     pod_requests: Option<PodRequests>,
     #[serde(default = "default_true")]
     spot_healthy: bool,
+    /// Optional, for a policy with `spec.forecast`: what its range queries returned.
+    #[serde(default)]
+    load_history: Option<LoadHistoryInput>,
+}
+
+/// `loadHistory`: the throughput at each minute of the lookback (oldest first, the last is now),
+/// and per Ceiling objective the (throughput per Ready replica, value) pairs of those minutes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadHistoryInput {
+    #[serde(default)]
+    load: Vec<f64>,
+    #[serde(default)]
+    capacity: BTreeMap<String, Vec<(f64, f64)>>,
 }
 
 fn default_true() -> bool {
@@ -151,7 +165,16 @@ pub fn decide_text(source_name: &str, text: &str) -> Result<Decision, CliError> 
         spot_healthy: situation.spot_healthy,
         pricing,
     };
-    Ok(engine::decide(&policy, &observations, &current, &situation.history, situation.now.0))
+    let load = match situation.load_history {
+        Some(input) => {
+            if let Some(i) = input.load.iter().position(|v| *v < 0.0) {
+                return Err(field_error(&format!("loadHistory.load[{i}]"), "a throughput must be 0 or more".into()).into());
+            }
+            engine::LoadHistory { load: input.load, capacity: input.capacity }
+        }
+        None => engine::LoadHistory::default(),
+    };
+    Ok(engine::decide_with(&policy, &observations, &current, &situation.history, situation.now.0, &load))
 }
 
 /// A replica's hourly cost in each of the policy's pools, where the situation's pools give fixed

@@ -1,15 +1,20 @@
 //! Observe: everything one decision needs, from the shared caches (see `caches`) and Prometheus.
 //! Reads only; no decisions. The only requests a round sends are its Prometheus queries.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
 use super::{Context, Error};
-use crate::api::{CapacityPool, Quantity, ScalingPolicy};
-use crate::engine::{Observations, Policy, PolicyPools, Pricing, Requests, Sample, UnitPrice, policy_pools};
-use crate::metrics::{QueryOutcome, query_all};
+use crate::api::{CapacityPool, ObjectiveKind, Quantity, ScalingPolicy};
+use crate::engine::{
+    ForecastRule, LoadHistory, ObjectiveRule, Observations, Policy, PolicyPools, Pricing, Requests, Sample, UnitPrice,
+    policy_pools,
+};
+use crate::metrics::{QueryOutcome, RangeOutcome, query_all};
 use crate::placement::mutate::{DELETION_COST_ANNOTATION, POOL_LABEL};
 use crate::placement::spot_health::SpotNode;
 use crate::placement::{PodView, PoolOf};
@@ -30,6 +35,8 @@ pub struct Observed {
     pub samples: Observations,
     /// The workload's pods and the spot nodes, when the policy places replicas.
     pub placement: Option<PlacementObserved>,
+    /// What the range queries of `spec.forecast` returned; empty without it.
+    pub load: LoadHistory,
 }
 
 pub struct PlacementObserved {
@@ -83,11 +90,65 @@ pub async fn observe(ctx: &Context, policy: &ScalingPolicy, rules: &Policy) -> R
                 .inc();
         }
     }
+    let load = match &rules.forecast {
+        Some(forecast) => match load_history(ctx, rules, forecast, &namespace, target).await {
+            Ok(load) => load,
+            Err(field) => return Ok(Err(Blocked::PolicyInvalid(field))),
+        },
+        None => LoadHistory::default(),
+    };
     let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let ready_replicas = deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
     let resource_version = deployment.resource_version();
     let target_uid = deployment.uid();
-    Ok(Ok(Observed { replicas, resource_version, target_uid, ready_replicas, pricing, conflict, samples, placement }))
+    Ok(Ok(Observed { replicas, resource_version, target_uid, ready_replicas, pricing, conflict, samples, placement, load }))
+}
+
+/// The Ready replicas of a Deployment as kube-state-metrics exports them: the default of
+/// `spec.forecast.readyReplicasQuery`.
+pub fn default_ready_replicas_query(namespace: &str, deployment: &str) -> String {
+    format!("sum(kube_deployment_status_replicas_ready{{namespace=\"{namespace}\",deployment=\"{deployment}\"}})")
+}
+
+/// The predictive law's range queries, concurrently: the throughput, the Ready replicas and each
+/// Ceiling objective over the lookback. A series Prometheus has no answer for leaves its part
+/// empty (the law then has no plan and the Ceiling reacts, as without `spec.forecast`); a query
+/// Prometheus rejects is the policy's to fix, named by its field.
+async fn load_history(
+    ctx: &Context,
+    rules: &Policy,
+    forecast: &ForecastRule,
+    namespace: &str,
+    target: &str,
+) -> Result<LoadHistory, String> {
+    let minutes = u32::try_from(forecast.lookback.max(forecast.trend_window).as_secs() / 60).unwrap_or(u32::MAX);
+    let ready_query = forecast.ready_replicas_query.clone().unwrap_or_else(|| default_ready_replicas_query(namespace, target));
+    let ceilings: Vec<(usize, &ObjectiveRule)> =
+        rules.objectives.iter().enumerate().filter(|(_, o)| o.kind == ObjectiveKind::Ceiling).collect();
+    let mut queries: Vec<(String, &str)> = vec![
+        ("spec.forecast.loadQuery".to_owned(), &forecast.load_query),
+        ("spec.forecast.readyReplicasQuery".to_owned(), &ready_query),
+    ];
+    queries.extend(ceilings.iter().map(|(i, o)| (format!("spec.objectives[{i}].query"), o.query.as_str())));
+    let answers = futures::future::join_all(queries.iter().map(|(_, q)| ctx.metrics.query_range(q, minutes))).await;
+    let mut series = Vec::with_capacity(answers.len());
+    for ((field, _), answer) in queries.iter().zip(answers) {
+        series.push(match answer {
+            RangeOutcome::Minutes(values) => values,
+            RangeOutcome::Absent(absence) => {
+                tracing::debug!(field = field.as_str(), absence = absence.as_str(), "no range for the predictive law");
+                BTreeMap::new()
+            }
+            RangeOutcome::Rejected(message) => {
+                return Err(format!("{field}: Prometheus rejected it as a range query: {message}"));
+            }
+        });
+    }
+    let mut series = series.into_iter();
+    let load = series.next().unwrap_or_default();
+    let ready = series.next().unwrap_or_default();
+    let objectives = ceilings.iter().map(|(_, o)| o.name.clone()).zip(series).collect();
+    Ok(LoadHistory::from_minutes(&load, &ready, &objectives))
 }
 
 /// One replica's requests, summed over the pod template's containers.

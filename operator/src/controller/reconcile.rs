@@ -176,7 +176,8 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     };
 
     // Decide.
-    let decision = engine::decide(&rules, &observed.samples, &current, &engine::recall(&history, last_round, now), now);
+    let decision =
+        engine::decide_with(&rules, &observed.samples, &current, &engine::recall(&history, last_round, now), now, &observed.load);
     ctx.telemetry
         .decisions
         .get_or_create(&DecisionLabels { reason: decision.reason.to_string(), limited_by: decision.limited_by.to_string() })

@@ -49,6 +49,32 @@ pub struct LoadHistory {
     pub capacity: BTreeMap<String, Vec<(f64, f64)>>,
 }
 
+impl LoadHistory {
+    /// From range query answers (values by minute, as Unix times): the throughput at each minute
+    /// that has one, oldest first, and for each Ceiling objective the (throughput per Ready
+    /// replica, value) pairs of the minutes where all three are known and a replica was Ready.
+    pub fn from_minutes(
+        load: &BTreeMap<i64, f64>,
+        ready: &BTreeMap<i64, f64>,
+        objectives: &BTreeMap<String, BTreeMap<i64, f64>>,
+    ) -> LoadHistory {
+        let capacity = objectives
+            .iter()
+            .map(|(name, values)| {
+                let pairs = values
+                    .iter()
+                    .filter_map(|(minute, value)| {
+                        let replicas = ready.get(minute).copied().filter(|r| *r > 0.0)?;
+                        Some((load.get(minute)? / replicas, *value))
+                    })
+                    .collect();
+                (name.clone(), pairs)
+            })
+            .collect();
+        LoadHistory { load: load.values().copied().collect(), capacity }
+    }
+}
+
 /// The forecast of the throughput over the horizon.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -360,6 +386,18 @@ mod tests {
         x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         (x ^ (x >> 31)) as f64 / u64::MAX as f64 - 0.5
+    }
+
+    #[test]
+    fn range_answers_pair_each_minute_of_throughput_per_ready_replica_with_the_objectives_value() {
+        let minutes = |values: &[(i64, f64)]| values.iter().copied().collect::<BTreeMap<i64, f64>>();
+        let load = minutes(&[(60, 100.0), (120, 120.0), (180, 90.0)]);
+        // No Ready replica at 120, no latency at 180: only the first minute teaches capacity.
+        let ready = minutes(&[(60, 4.0), (120, 0.0), (180, 3.0)]);
+        let p99 = BTreeMap::from([("p99".to_owned(), minutes(&[(60, 0.3), (120, 0.5)]))]);
+        let history = LoadHistory::from_minutes(&load, &ready, &p99);
+        assert_eq!(history.load, vec![100.0, 120.0, 90.0]);
+        assert_eq!(history.capacity["p99"], vec![(25.0, 0.3)]);
     }
 
     #[test]

@@ -28,6 +28,19 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Where samples come from: Prometheus in the operator, a fake in unit tests.
 pub trait MetricsSource: Send + Sync {
     fn query<'a>(&'a self, promql: &'a str) -> BoxFuture<'a, QueryOutcome>;
+    /// The query evaluated at every whole minute of the last `minutes`, now included.
+    fn query_range<'a>(&'a self, promql: &'a str, minutes: u32) -> BoxFuture<'a, RangeOutcome>;
+}
+
+/// What one range query gave.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RangeOutcome {
+    /// The value at each minute that has one, by Unix time (a multiple of 60).
+    Minutes(BTreeMap<i64, f64>),
+    /// No series, several, or no answer.
+    Absent(crate::engine::Absence),
+    /// Prometheus refused the query itself.
+    Rejected(String),
 }
 
 /// Runs each distinct query once, concurrently, and returns the outcome of every query.
@@ -82,6 +95,11 @@ mod tests {
         fn query<'a>(&'a self, promql: &'a str) -> BoxFuture<'a, QueryOutcome> {
             self.0.lock().expect("lock").push(promql.to_owned());
             Box::pin(async { QueryOutcome::Sample(Sample::Value(1.0)) })
+        }
+
+        fn query_range<'a>(&'a self, promql: &'a str, _minutes: u32) -> BoxFuture<'a, RangeOutcome> {
+            self.0.lock().expect("lock").push(promql.to_owned());
+            Box::pin(async { RangeOutcome::Minutes(BTreeMap::new()) })
         }
     }
 

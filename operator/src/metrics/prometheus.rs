@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use prometheus_http_query::response::Data;
 
-use super::{BoxFuture, MetricsSource, QueryOutcome};
+use super::{BoxFuture, MetricsSource, QueryOutcome, RangeOutcome};
 use crate::engine::{Absence, Sample};
 
 #[derive(Debug, Clone)]
@@ -130,6 +130,33 @@ impl PrometheusClient {
         classify_report(status, &body, (self.clock)(), self.settings.staleness)
     }
 
+    /// A range query at a one-minute step over the last `minutes`, ending at the last whole minute.
+    pub async fn range(&self, promql: &str, minutes: u32) -> RangeOutcome {
+        let _turn = self.in_flight.acquire().await.ok();
+        let timeout_ms = i64::try_from(self.settings.timeout.as_millis()).unwrap_or(i64::MAX);
+        let end = ((self.clock)() / 60.0).floor() as i64 * 60;
+        let start = end - i64::from(minutes) * 60;
+        let response = match self.client.query_range(promql, start, end, 60.0).timeout(timeout_ms).get_raw().await {
+            Ok(response) => response,
+            Err(error) => return RangeOutcome::Absent(transport_absence(&error)),
+        };
+        let status = response.status();
+        match read_capped(response, self.settings.max_response_bytes).await {
+            Ok(body) => parse_range(status, &body),
+            Err(BodyError::TooLarge) => {
+                tracing::warn!(
+                    query = promql,
+                    limit = self.settings.max_response_bytes,
+                    "Prometheus answered a range with too much"
+                );
+                RangeOutcome::Absent(Absence::MultipleSeries)
+            }
+            Err(BodyError::Read(error)) => {
+                RangeOutcome::Absent(if error.is_timeout() { Absence::Timeout } else { Absence::Unreachable })
+            }
+        }
+    }
+
     /// The scrape interval of each job with an active target (the longest, when a job's targets
     /// differ), from the targets API.
     pub async fn scrape_intervals(&self) -> Result<BTreeMap<String, Duration>, prometheus_http_query::Error> {
@@ -242,6 +269,33 @@ fn series_labels(data: &Data) -> Vec<BTreeMap<String, String>> {
 impl MetricsSource for PrometheusClient {
     fn query<'a>(&'a self, promql: &'a str) -> BoxFuture<'a, QueryOutcome> {
         Box::pin(self.run(promql))
+    }
+
+    fn query_range<'a>(&'a self, promql: &'a str, minutes: u32) -> BoxFuture<'a, RangeOutcome> {
+        Box::pin(self.range(promql, minutes))
+    }
+}
+
+/// A range answer as the predictive law needs it: one series, its finite values by minute. Errors
+/// are classified as for an instant query (only `bad_data` is the query's fault).
+pub fn parse_range(status: reqwest::StatusCode, body: &[u8]) -> RangeOutcome {
+    let report = classify_report(status, body, 0.0, Duration::MAX);
+    if let QueryOutcome::Rejected(message) = report.outcome {
+        return RangeOutcome::Rejected(message);
+    }
+    let Ok(Envelope { status: answered, data: Some(Data::Matrix(series)), .. }) = serde_json::from_slice::<Envelope>(body) else {
+        return match report.outcome {
+            QueryOutcome::Sample(Sample::Absent(absence)) => RangeOutcome::Absent(absence),
+            _ => RangeOutcome::Absent(Absence::MultipleSeries),
+        };
+    };
+    match (answered.as_str(), series.as_slice()) {
+        ("success", []) => RangeOutcome::Absent(Absence::Empty),
+        ("success", [one]) => RangeOutcome::Minutes(
+            one.samples().iter().filter(|s| s.value().is_finite()).map(|s| (s.timestamp().round() as i64, s.value())).collect(),
+        ),
+        ("success", _) => RangeOutcome::Absent(Absence::MultipleSeries),
+        _ => RangeOutcome::Absent(Absence::Unreachable),
     }
 }
 
@@ -439,5 +493,25 @@ mod tests {
     fn basic_auth_is_base64() {
         assert_eq!(base64_encode(b"user:pass"), "dXNlcjpwYXNz");
         assert_eq!(base64_encode(b"ab"), "YWI=");
+    }
+
+    #[test]
+    fn a_range_of_one_series_is_its_finite_values_by_minute() {
+        let body = br#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1700000040,"10"],[1700000100,"NaN"],[1700000160,"12.5"]]}]}}"#;
+        let expected = BTreeMap::from([(1_700_000_040, 10.0), (1_700_000_160, 12.5)]);
+        assert_eq!(parse_range(reqwest::StatusCode::OK, body), RangeOutcome::Minutes(expected));
+    }
+
+    #[test]
+    fn a_range_with_no_series_or_several_is_an_absence_and_a_bad_query_is_rejected() {
+        let empty = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
+        assert_eq!(parse_range(reqwest::StatusCode::OK, empty), RangeOutcome::Absent(Absence::Empty));
+        let two = br#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"1"},"values":[[1,"1"]]},{"metric":{"a":"2"},"values":[[1,"2"]]}]}}"#;
+        assert_eq!(parse_range(reqwest::StatusCode::OK, two), RangeOutcome::Absent(Absence::MultipleSeries));
+        let bad = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
+        assert_eq!(parse_range(reqwest::StatusCode::BAD_REQUEST, bad), RangeOutcome::Rejected("parse error".into()));
+        let down = br#"{"status":"error","errorType":"unavailable","error":"shutting down"}"#;
+        assert_eq!(parse_range(reqwest::StatusCode::SERVICE_UNAVAILABLE, down), RangeOutcome::Absent(Absence::Unreachable));
+        assert_eq!(parse_range(reqwest::StatusCode::OK, b"not json"), RangeOutcome::Absent(Absence::Unreachable));
     }
 }
