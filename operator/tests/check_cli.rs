@@ -149,7 +149,10 @@ fn prometheus() -> Option<Arc<Prometheus>> {
     static SHARED: Mutex<Weak<Prometheus>> = Mutex::new(Weak::new());
     let Some(binary) = prometheus_binary() else {
         // CI installs Prometheus before the tests (.ci/run): there, a missing one is a failure, never a pass.
-        assert!(std::env::var_os("CI").is_none(), "no `prometheus` on PATH in CI (Debian: apt-get install prometheus, or `just tools`)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no `prometheus` on PATH in CI (Debian: apt-get install prometheus, or `just tools`)"
+        );
         eprintln!("SKIPPED: no `prometheus` on PATH (Debian: apt-get install prometheus, or `just tools`)");
         return None;
     };

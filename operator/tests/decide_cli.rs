@@ -489,6 +489,9 @@ fn a_forecast_policy_given_its_range_answers_explains_the_forecast_and_scales_a_
     assert_eq!(decision["desiredReplicas"], 7, "{decision}");
     let reasons = decision["reasons"].to_string();
     assert!(reasons.contains("forecast 40.0 rps") && reasons.contains("learned capacity 6.0 rps per Ready replica"), "{reasons}");
+    assert_eq!(decision["plan"]["capacity"]["perReplica"], 6.0, "{decision}");
+    assert_eq!(decision["plan"]["capacity"]["basis"], "Explored", "{decision}");
+    assert_eq!(decision["plan"]["replicas"], 7, "{decision}");
 }
 
 #[test]

@@ -93,6 +93,9 @@ pub struct DecideOutput<'a> {
     pub limited_by: Reason,
     pub reasons: &'a [Step],
     pub objectives: &'a [ObjectiveOutcome],
+    /// For a policy with `spec.forecast`: the forecast, the learned capacity and the count they ask for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<&'a engine::Plan>,
 }
 
 pub fn run(args: &DecideArgs) -> Result<(), CliError> {
@@ -204,5 +207,6 @@ pub fn output(decision: &Decision) -> DecideOutput<'_> {
         limited_by: decision.limited_by,
         reasons: &decision.reasons,
         objectives: &decision.objectives,
+        plan: decision.plan.as_ref(),
     }
 }

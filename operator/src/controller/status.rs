@@ -262,6 +262,7 @@ mod tests {
 
     fn decision(desired: i32, reason: Reason, limited_by: Reason) -> Decision {
         Decision {
+            plan: None,
             desired_replicas: desired,
             recommendation: desired,
             placement: None,

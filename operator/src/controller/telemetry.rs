@@ -95,6 +95,8 @@ pub struct Telemetry {
     pub desired_replicas: Family<PolicyLabels, Gauge>,
     pub current_replicas: Family<PolicyLabels, Gauge>,
     pub cost_per_hour: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
+    pub forecast_demand: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
+    pub learned_capacity: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
     pub min_replicas: Family<PolicyLabels, Gauge>,
     pub max_replicas: Family<PolicyLabels, Gauge>,
     /// Unix seconds of the policy's newest decided round: status no longer says (a quiet round
@@ -145,6 +147,18 @@ impl Default for Telemetry {
         registry.register("current_replicas", "Replicas the target had when observed", current_replicas.clone());
         let cost_per_hour = Family::<PolicyLabels, Gauge<f64, AtomicU64>>::default();
         registry.register("cost_per_hour", "Hourly cost of the desired replicas at pool prices", cost_per_hour.clone());
+        let forecast_demand = Family::<PolicyLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "forecast_demand",
+            "The throughput spec.forecast provisions for (forecast plus headroom), requests/s; absent without a plan",
+            forecast_demand.clone(),
+        );
+        let learned_capacity = Family::<PolicyLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "learned_capacity",
+            "The throughput per Ready replica at which the tightest Ceiling would be breached, as learned; absent without a plan",
+            learned_capacity.clone(),
+        );
         let min_replicas = Family::<PolicyLabels, Gauge>::default();
         registry.register("min_replicas", "The policy's minReplicas", min_replicas.clone());
         let max_replicas = Family::<PolicyLabels, Gauge>::default();
@@ -185,6 +199,8 @@ impl Default for Telemetry {
             desired_replicas,
             current_replicas,
             cost_per_hour,
+            forecast_demand,
+            learned_capacity,
             leading: AtomicBool::new(false),
             last_round_unix: AtomicU64::new(0),
             policies: OnceLock::new(),
@@ -241,6 +257,16 @@ impl Telemetry {
         if let Some(cost) = decision.cost_per_hour {
             self.cost_per_hour.get_or_create(policy).set(cost);
         }
+        match &decision.plan {
+            Some(plan) => {
+                self.forecast_demand.get_or_create(policy).set(plan.forecast.demand);
+                self.learned_capacity.get_or_create(policy).set(plan.capacity.per_replica);
+            }
+            None => {
+                self.forecast_demand.remove(policy);
+                self.learned_capacity.remove(policy);
+            }
+        }
         self.min_replicas.get_or_create(policy).set(i64::from(rules.min_replicas));
         self.max_replicas.get_or_create(policy).set(i64::from(rules.max_replicas));
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
@@ -272,6 +298,8 @@ impl Telemetry {
             self.desired_replicas.remove(policy);
             self.current_replicas.remove(policy);
             self.cost_per_hour.remove(policy);
+            self.forecast_demand.remove(policy);
+            self.learned_capacity.remove(policy);
             self.min_replicas.remove(policy);
             self.max_replicas.remove(policy);
             self.last_decision_time.remove(policy);

@@ -113,6 +113,8 @@ pub struct Decision {
     pub reasons: Vec<Step>,
     pub objectives: Vec<ObjectiveOutcome>,
     pub data: DataCompleteness,
+    /// The predictive law's forecast, learned capacity and count, when `spec.forecast` had one.
+    pub plan: Option<super::Plan>,
 }
 
 impl Decision {

@@ -192,6 +192,7 @@ pub fn decide_with(
         reasons,
         objectives,
         data,
+        plan,
     }
 }
 
