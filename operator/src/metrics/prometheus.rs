@@ -1,7 +1,7 @@
 //! The Prometheus client: connection settings are the operator's (URL, timeout, credentials from
 //! files mounted from a Secret, a CA), never a policy's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,11 +48,19 @@ pub enum SettingsError {
     Header(#[from] reqwest::header::InvalidHeaderValue),
 }
 
+/// A range query and its length in minutes.
+type RangeKey = (String, u32);
+/// The minute a range ended at, and its values.
+type MinuteAnswer = (i64, BTreeMap<i64, f64>);
+
 pub struct PrometheusClient {
     client: prometheus_http_query::Client,
     in_flight: tokio::sync::Semaphore,
     settings: PrometheusSettings,
     clock: fn() -> f64,
+    /// Range answers of the current minute, by query and length: a range ends at the last whole
+    /// minute, so every round of a minute (and every policy sharing a query) gets the same answer.
+    ranges: std::sync::Mutex<HashMap<RangeKey, MinuteAnswer>>,
 }
 
 fn unix_now() -> f64 {
@@ -93,7 +101,7 @@ impl PrometheusClient {
         let client = prometheus_http_query::Client::from(builder.build()?, &settings.url)
             .map_err(|e| SettingsError::Url { url: settings.url.clone(), message: e.to_string() })?;
         let in_flight = tokio::sync::Semaphore::new(settings.max_concurrency.max(1));
-        Ok(PrometheusClient { client, in_flight, settings, clock: unix_now })
+        Ok(PrometheusClient { client, in_flight, settings, clock: unix_now, ranges: Default::default() })
     }
 
     async fn run(&self, promql: &str) -> QueryOutcome {
@@ -131,10 +139,28 @@ impl PrometheusClient {
     }
 
     /// A range query at a one-minute step over the last `minutes`, ending at the last whole minute.
+    /// Answers are kept for the rest of their minute; absences are not, so a recovered Prometheus
+    /// is read again at once.
     pub async fn range(&self, promql: &str, minutes: u32) -> RangeOutcome {
+        let end = ((self.clock)() / 60.0).floor() as i64 * 60;
+        let key = (promql.to_owned(), minutes);
+        if let Some((at, values)) = self.ranges.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+            && *at == end
+        {
+            return RangeOutcome::Minutes(values.clone());
+        }
+        let outcome = self.fetch_range(promql, minutes, end).await;
+        if let RangeOutcome::Minutes(values) = &outcome {
+            let mut ranges = self.ranges.lock().unwrap_or_else(|e| e.into_inner());
+            ranges.retain(|_, (at, _)| *at >= end);
+            ranges.insert(key, (end, values.clone()));
+        }
+        outcome
+    }
+
+    async fn fetch_range(&self, promql: &str, minutes: u32, end: i64) -> RangeOutcome {
         let _turn = self.in_flight.acquire().await.ok();
         let timeout_ms = i64::try_from(self.settings.timeout.as_millis()).unwrap_or(i64::MAX);
-        let end = ((self.clock)() / 60.0).floor() as i64 * 60;
         let start = end - i64::from(minutes) * 60;
         let response = match self.client.query_range(promql, start, end, 60.0).timeout(timeout_ms).get_raw().await {
             Ok(response) => response,
@@ -493,6 +519,25 @@ mod tests {
     fn basic_auth_is_base64() {
         assert_eq!(base64_encode(b"user:pass"), "dXNlcjpwYXNz");
         assert_eq!(base64_encode(b"ab"), "YWI=");
+    }
+
+    static TEST_NOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_700_000_010);
+
+    #[tokio::test]
+    async fn a_range_is_asked_once_a_minute_however_many_rounds_and_policies_ask_for_it() {
+        let body: &'static [u8] =
+            br#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1700000000,"10"]]}]}}"#;
+        let (url, sent) = serve("200 OK", body, 1).await;
+        let mut prometheus = client(url);
+        prometheus.clock = || TEST_NOW.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        let expected = RangeOutcome::Minutes(BTreeMap::from([(1_700_000_000, 10.0)]));
+        for _ in 0..3 {
+            assert_eq!(prometheus.range("sum(rate(x[1m]))", 120).await, expected);
+        }
+        assert_eq!(sent.load(std::sync::atomic::Ordering::Relaxed), 1, "three rounds of one minute, one request");
+        TEST_NOW.store(1_700_000_070, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(prometheus.range("sum(rate(x[1m]))", 120).await, expected);
+        assert_eq!(sent.load(std::sync::atomic::Ordering::Relaxed), 2, "the next minute asks again");
     }
 
     #[test]
