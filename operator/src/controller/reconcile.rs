@@ -194,11 +194,37 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         Hold::None
     };
     let change = decision.desired_replicas - current_replicas;
-    let mut applied_change = 0;
-    if hold == Hold::None && change != 0 {
+    let scaling = hold == Hold::None && change != 0;
+    let labels = PolicyLabels::of(policy);
+    ctx.telemetry.record_decision(&labels, &rules, current_replicas, &decision, now);
+    let message = decision.reasons.first().map(|s| s.message.as_str()).unwrap_or_default();
+    let target = &policy.spec.target_ref.name;
+    // The status of this round, with or without its scale event.
+    let reported = |applied_change: i32| {
+        let history = engine::remember(&history, last_round, &rules, now, decision.recommendation, applied_change);
+        let round = Round {
+            generation,
+            now,
+            current: current_replicas,
+            decision: &decision,
+            hold: &hold,
+            spot: spot.clone(),
+            has_budget: rules.budget.is_some(),
+            scaled: applied_change != 0,
+        };
+        let (mut status, flips) = status::decided(&previous, &round, history);
+        status.target_uid = observed.target_uid.clone();
+        (status, flips)
+    };
+
+    if scaling {
+        // Report, then act (R7): the scale event is in status before the scale is written, so an
+        // operator killed between the two writes comes back knowing the step it took, and its
+        // rate limits cannot allow that step a second time.
+        let (intent, flips) = reported(change);
+        report(ctx, policy, &previous, intent.clone(), flips, None).await?;
         match write_scale(ctx, policy, observed.resource_version.clone(), decision.desired_replicas).await {
             Ok(()) => {
-                applied_change = change;
                 tracing::info!(
                     policy = %policy.name_any(),
                     namespace = ?policy.namespace(),
@@ -208,53 +234,43 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
                     limited_by = %decision.limited_by,
                     "scaled"
                 );
+                let note = format!("Scaled {target} from {current_replicas} to {}: {message}", decision.desired_replicas);
+                publish(ctx, policy, EventType::Normal, decision.reason, note).await;
             }
-            Err(Error::Kube(kube::Error::Api(status))) if status.code == 409 => return Ok(Action::requeue(CONFLICT_RETRY)),
             Err(error) => {
+                // The step was not taken: take its event back out of status.
+                let (unscaled, _) = reported(0);
+                report(ctx, policy, &intent, unscaled, Vec::new(), None).await?;
+                if let Error::Kube(kube::Error::Api(status)) = &error
+                    && status.code == 409
+                {
+                    return Ok(Action::requeue(CONFLICT_RETRY));
+                }
                 publish(
                     ctx,
                     policy,
                     EventType::Warning,
                     Reason::ScaleFailed,
-                    format!("Failed to scale {} to {}: {error}", policy.spec.target_ref.name, decision.desired_replicas),
+                    format!("Failed to scale {target} to {}: {error}", decision.desired_replicas),
                 )
                 .await;
                 return Err(error);
             }
         }
-    }
-
-    // Report.
-    let history = engine::remember(&history, last_round, &rules, now, decision.recommendation, applied_change);
-    let round = Round {
-        generation,
-        now,
-        current: current_replicas,
-        decision: &decision,
-        hold: &hold,
-        spot,
-        has_budget: rules.budget.is_some(),
-        scaled: applied_change != 0,
-    };
-    let (mut status, flips) = status::decided(&previous, &round, history);
-    status.target_uid = observed.target_uid.clone();
-    let labels = PolicyLabels::of(policy);
-    ctx.telemetry.record_decision(&labels, &rules, current_replicas, &decision, now);
-    let message = decision.reasons.first().map(|s| s.message.as_str()).unwrap_or_default();
-    let target = &policy.spec.target_ref.name;
-    let scaled = if applied_change != 0 {
-        Some((decision.reason, format!("Scaled {target} from {current_replicas} to {}: {message}", decision.desired_replicas)))
-    } else if hold == Hold::DryRun && change != 0 && previous.desired_replicas != Some(decision.desired_replicas) {
+    } else {
+        let (status, flips) = reported(0);
         // What a real scale would have announced, once per new would-be count (the count is never
         // applied, so announcing every round would repeat it every interval).
-        Some((
-            decision.reason,
-            format!("Would scale {target} from {current_replicas} to {} (mode: DryRun): {message}", decision.desired_replicas),
-        ))
-    } else {
-        None
-    };
-    report(ctx, policy, &previous, status, flips, scaled).await?;
+        let would_scale = (hold == Hold::DryRun && change != 0 && previous.desired_replicas != Some(decision.desired_replicas))
+            .then(|| {
+                let note = format!(
+                    "Would scale {target} from {current_replicas} to {} (mode: DryRun): {message}",
+                    decision.desired_replicas
+                );
+                (decision.reason, note)
+            });
+        report(ctx, policy, &previous, status, flips, would_scale).await?;
+    }
     // Only once status holds this round's recommendation may the open run be taken as recommended
     // through it.
     ctx.rounds.update(policy, |r| r.last_round = Some(now));
