@@ -174,5 +174,7 @@ mod tests {
     fn the_cel_rule_states_the_same_bounds() {
         assert_eq!(cel_rule(INTERVAL_BOUNDS), "duration(self) >= duration('1s') && duration(self) <= duration('1h')");
         assert_eq!(cel_rule(SPOT_WAIT_BOUNDS), "duration(self) >= duration('1s') && duration(self) <= duration('24h')");
+        // spec.forecast.horizon, trendWindow and lookback carry this rule in the CRD.
+        assert_eq!(cel_rule(FORECAST_WINDOW_BOUNDS), "duration(self) >= duration('1m') && duration(self) <= duration('24h')");
     }
 }

@@ -271,15 +271,19 @@ fn classify_report(status: reqwest::StatusCode, body: &[u8], now: f64, staleness
         let labels = series_labels(data);
         return QueryReport { outcome: QueryOutcome::Sample(parse(data, now, staleness)), series: Some(labels.len()), labels };
     }
-    let outcome = match envelope.status.as_str() {
+    QueryReport { outcome: failure(envelope), series: None, labels: vec![] }
+}
+
+/// What an answer that is not a success means: only `bad_data` is the query's fault.
+fn failure(envelope: Envelope) -> QueryOutcome {
+    match envelope.status.as_str() {
         "error" => match envelope.error_type.as_deref() {
             Some("bad_data") => QueryOutcome::Rejected(envelope.error.unwrap_or_else(|| "bad_data".to_owned())),
             Some("timeout" | "canceled") => QueryOutcome::Sample(Sample::Absent(Absence::Timeout)),
             _ => QueryOutcome::Sample(Sample::Absent(Absence::Unreachable)),
         },
         _ => QueryOutcome::Sample(Sample::Absent(Absence::Unreachable)),
-    };
-    QueryReport { outcome, series: None, labels: vec![] }
+    }
 }
 
 /// The labels of each series of an answer (a scalar is one series without labels).
@@ -305,23 +309,31 @@ impl MetricsSource for PrometheusClient {
 /// A range answer as the predictive law needs it: one series, its finite values by minute. Errors
 /// are classified as for an instant query (only `bad_data` is the query's fault).
 pub fn parse_range(status: reqwest::StatusCode, body: &[u8]) -> RangeOutcome {
-    let report = classify_report(status, body, 0.0, Duration::MAX);
-    if let QueryOutcome::Rejected(message) = report.outcome {
-        return RangeOutcome::Rejected(message);
-    }
-    let Ok(Envelope { status: answered, data: Some(Data::Matrix(series)), .. }) = serde_json::from_slice::<Envelope>(body) else {
-        return match report.outcome {
-            QueryOutcome::Sample(Sample::Absent(absence)) => RangeOutcome::Absent(absence),
-            _ => RangeOutcome::Absent(Absence::MultipleSeries),
-        };
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
+        return RangeOutcome::Absent(Absence::Unreachable);
     };
-    match (answered.as_str(), series.as_slice()) {
-        ("success", []) => RangeOutcome::Absent(Absence::Empty),
-        ("success", [one]) => RangeOutcome::Minutes(
-            one.samples().iter().filter(|s| s.value().is_finite()).map(|s| (s.timestamp().round() as i64, s.value())).collect(),
-        ),
-        ("success", _) => RangeOutcome::Absent(Absence::MultipleSeries),
-        _ => RangeOutcome::Absent(Absence::Unreachable),
+    if envelope.status != "success" || !status.is_success() {
+        return match failure(envelope) {
+            QueryOutcome::Rejected(message) => RangeOutcome::Rejected(message),
+            QueryOutcome::Sample(Sample::Absent(absence)) => RangeOutcome::Absent(absence),
+            QueryOutcome::Sample(_) => RangeOutcome::Absent(Absence::Unreachable),
+        };
+    }
+    match envelope.data {
+        Some(Data::Matrix(series)) => match series.as_slice() {
+            [] => RangeOutcome::Absent(Absence::Empty),
+            [one] => RangeOutcome::Minutes(
+                one.samples()
+                    .iter()
+                    .filter(|s| s.value().is_finite())
+                    .map(|s| (s.timestamp().round() as i64, s.value()))
+                    .collect(),
+            ),
+            _ => RangeOutcome::Absent(Absence::MultipleSeries),
+        },
+        // A success without data is not the API's answer; a vector or scalar is not a range.
+        None => RangeOutcome::Absent(Absence::Unreachable),
+        Some(_) => RangeOutcome::Absent(Absence::MultipleSeries),
     }
 }
 
