@@ -3,7 +3,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Everything CI checks: formatting, lints, unit and component tests, then the end-to-end suite.
-test: fmt-check lint unit chart-lint e2e
+test: fmt-check lint workflow-lint unit chart-lint e2e
 
 # Unit, property and drift tests (no cluster needed).
 unit:
@@ -66,6 +66,10 @@ prometheus-url:
 # End-to-end scenarios against KUBECONFIG and PROMETHEUS_URL, or a local cluster brought up (and down) for them.
 e2e:
     bash e2e/run.sh
+
+# The GitHub workflows (actionlint) and the release's version check (crate, chart, CHANGELOG agree).
+workflow-lint:
+    bash scripts/lint-workflows.sh
 
 # The Helm chart: helm lint, kubeconform on every rendering (Kubernetes 1.36 schemas, our CRDs), the RBAC and Pod Security test.
 chart-lint:
