@@ -111,6 +111,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and .Values.prometheus.tls.caConfigMap .Values.prometheus.tls.caSecret }}
 {{- fail "prometheus.tls: set caConfigMap or caSecret, not both" }}
 {{- end }}
+{{- $ports := list (int .Values.operator.metricsPort) (int .Values.operator.healthPort) }}
+{{- if .Values.webhook.enabled }}{{- $ports = append $ports (int .Values.webhook.port) }}{{- end }}
+{{- if ne (len $ports) (len (uniq $ports)) }}
+{{- fail "operator.metricsPort, operator.healthPort and webhook.port must be three different ports" }}
+{{- end }}
 {{- if and (not .Values.operator.leaderElection) (gt (int .Values.operator.replicas) 1) }}
 {{- fail "operator.leaderElection=false needs operator.replicas <= 1: two replicas would both scale" }}
 {{- end }}

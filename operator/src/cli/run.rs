@@ -73,6 +73,10 @@ pub struct RunArgs {
     /// Where /metrics, /healthz and /readyz are served.
     #[arg(long, env = "TRIMTAB_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
+    /// Also serve /healthz and /readyz here, for probes on a port of their own (they stay on the
+    /// metrics address too).
+    #[arg(long, env = "TRIMTAB_HEALTH_ADDR")]
+    pub health_addr: Option<SocketAddr>,
     /// Run only while holding a Lease, so that two replicas never both act.
     #[arg(long, env = "TRIMTAB_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,
@@ -155,15 +159,10 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
     let client = kube::Client::try_default().await?;
     let telemetry = Arc::new(Telemetry::default());
 
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
-        .await
-        .map_err(|source| RunError::Listen { addr: args.metrics_addr, source })?;
-    let router = controller::telemetry::router(telemetry.clone());
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router).await {
-            tracing::error!(%error, "metrics server stopped");
-        }
-    });
+    serve_http(args.metrics_addr, controller::telemetry::router(telemetry.clone()), "metrics").await?;
+    if let Some(addr) = args.health_addr {
+        serve_http(addr, controller::telemetry::health_router(telemetry.clone()), "health").await?;
+    }
     tracing::info!(addr = %args.metrics_addr, prometheus = %args.prometheus.prometheus_url, "trimtab started");
 
     // One watch per kind for the whole process: the webhook (every replica) and the controller (the
@@ -224,6 +223,17 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
     controller::run(ctx, shutdown).await;
     drop(leader); // closing the channel releases the lease
     let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+    Ok(())
+}
+
+/// Binds `addr` now (so a taken port fails the start), then serves `router` in the background.
+async fn serve_http(addr: SocketAddr, router: axum::Router, what: &'static str) -> Result<(), RunError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| RunError::Listen { addr, source })?;
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::error!(%error, server = what, "HTTP server stopped");
+        }
+    });
     Ok(())
 }
 

@@ -352,14 +352,17 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// `/metrics`; `/healthz`: liveness (the process serves, and a leader makes progress); `/readyz`:
-/// true on the replica that leads and runs the controller.
+/// `/metrics`, and the health endpoints of [`health_router`] beside it (so one port serves all three
+/// unless probes get their own with `--health-addr`).
 pub fn router(telemetry: Arc<Telemetry>) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(telemetry)
+    Router::new().route("/metrics", get(metrics)).with_state(telemetry.clone()).merge(health_router(telemetry))
+}
+
+/// `/healthz`: liveness (the process serves, and a leader makes progress); `/readyz`: true on the
+/// replica that leads and runs the controller. Cheap and independent of Prometheus, so a probe
+/// never queues behind a large scrape.
+pub fn health_router(telemetry: Arc<Telemetry>) -> Router {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(telemetry)
 }
 
 async fn metrics(State(telemetry): State<Arc<Telemetry>>) -> impl IntoResponse {
@@ -461,5 +464,32 @@ mod tests {
             .expect("a policy"),
         ));
         assert_eq!(telemetry.stalled(u64::MAX / 2), None, "nothing left to reconcile");
+    }
+
+    /// GET `path` from a server running `router` on a free local port: (status code, body).
+    async fn get(router: Router, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let addr = listener.local_addr().expect("its address");
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        server.abort();
+        let code = answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (code, answer.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned())
+    }
+
+    #[tokio::test]
+    async fn the_health_port_answers_probes_and_serves_no_metrics_while_the_metrics_port_serves_both() {
+        let telemetry = Arc::new(Telemetry::default());
+        assert_eq!(get(health_router(telemetry.clone()), "/healthz").await, (200, "ok".to_owned()));
+        assert_eq!(get(health_router(telemetry.clone()), "/readyz").await, (503, "standby".to_owned()));
+        assert_eq!(get(health_router(telemetry.clone()), "/metrics").await.0, 404);
+        let (code, body) = get(router(telemetry.clone()), "/metrics").await;
+        assert_eq!(code, 200);
+        assert!(body.contains("trimtab_build_info"), "{body}");
+        assert_eq!(get(router(telemetry), "/healthz").await.0, 200, "probes written for one port keep working");
     }
 }
