@@ -259,6 +259,13 @@ proptest! {
     #![proptest_config(common::proptest_config(2000))]
 
     #[test]
+    fn a_decisions_reason_and_limit_are_words_its_crd_field_lists(case in arb_case()) {
+        let (_, decision) = case.decide();
+        prop_assert!(Reason::DECISION_REASONS.contains(&decision.reason), "reason {}", decision.reason);
+        prop_assert!(Reason::LIMITS.contains(&decision.limited_by), "limitedBy {}", decision.limited_by);
+    }
+
+    #[test]
     fn desired_replicas_stay_within_min_and_max(case in arb_case()) {
         let (policy, decision) = case.decide();
         prop_assert!(

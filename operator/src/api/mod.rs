@@ -5,7 +5,7 @@ mod capacity_pool;
 pub mod crd;
 mod duration;
 pub mod quantity;
-mod reason;
+pub mod reason;
 mod scaling_policy;
 
 pub use capacity_pool::*;

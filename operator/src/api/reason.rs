@@ -76,6 +76,33 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// What a decision's `reason` can be: why the recommendation is what it is (or the range rule
+    /// that replaced it when the target was outside [minReplicas, maxReplicas]).
+    pub const DECISION_REASONS: &'static [Reason] = &[
+        Reason::ObjectiveBreached,
+        Reason::ObjectivesMet,
+        Reason::WithinTolerance,
+        Reason::PartialMetrics,
+        Reason::MetricsUnavailable,
+        Reason::MissingDataFallback,
+        Reason::ScalingDisabled,
+        Reason::TooFewReplicas,
+        Reason::TooManyReplicas,
+    ];
+
+    /// What a decision's `limitedBy` can be: the stage that bounded it.
+    pub const LIMITS: &'static [Reason] = &[
+        Reason::DesiredWithinRange,
+        Reason::TooFewReplicas,
+        Reason::TooManyReplicas,
+        Reason::ScaleUpStabilized,
+        Reason::ScaleDownStabilized,
+        Reason::ScaleUpLimit,
+        Reason::ScaleDownLimit,
+        Reason::BudgetLimited,
+        Reason::MinReplicasOverBudget,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Reason::ObjectiveBreached => "ObjectiveBreached",
@@ -117,4 +144,20 @@ impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// `#[schemars(schema_with)]` for a decision's `reason`: only the words that can appear there, so
+/// `kubectl explain` and validating clients list exactly those.
+pub fn decision_reason_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    enum_schema(Reason::DECISION_REASONS)
+}
+
+/// `#[schemars(schema_with)]` for a decision's `limitedBy`.
+pub fn limit_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    enum_schema(Reason::LIMITS)
+}
+
+fn enum_schema(reasons: &[Reason]) -> schemars::Schema {
+    let words: Vec<&str> = reasons.iter().map(Reason::as_str).collect();
+    schemars::json_schema!({ "type": "string", "enum": words })
 }

@@ -447,10 +447,12 @@ pub struct PlacementStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectiveStatus {
+    /// The objective's name in spec.objectives.
     pub name: String,
     /// The last value read, absent when it could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// The objective's target, in the units of its query.
     pub target: String,
     pub state: ObjectiveState,
 }
@@ -469,13 +471,19 @@ pub enum ObjectiveState {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct LastDecision {
+    /// When the round that made this decision ran.
     pub time: Time,
+    /// The target's replicas when the round began (its scale's spec.replicas).
     pub from: i32,
+    /// The replicas the round decided on; equal to `from` when it held.
     pub to: i32,
     /// Why the recommendation is what it is.
+    #[schemars(schema_with = "crate::api::reason::decision_reason_schema")]
     pub reason: crate::api::Reason,
+    /// The decision in words: each stage that acted, with the objective, value and target behind it.
     pub message: String,
     /// The stage that bounded the decision, DesiredWithinRange when none did.
+    #[schemars(schema_with = "crate::api::reason::limit_schema")]
     pub limited_by: crate::api::Reason,
 }
 
@@ -502,6 +510,7 @@ pub struct History {
 pub struct Recommendation {
     /// The first round that recommended this count.
     pub time: Time,
+    /// The replica count the objectives recommended, before stabilization, rate limits and budget.
     pub replicas: i32,
     /// The last round that recommended it, when later than `time`. HPA counts a recommendation
     /// inside a stabilization window when this round is, so it is the last round itself, not the one
@@ -524,6 +533,7 @@ impl Recommendation {
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ScaleEvent {
+    /// When the change was written to the target.
     pub time: Time,
     /// Replicas added (positive) or removed (negative).
     pub change: i32,
