@@ -63,9 +63,10 @@ kubeconfig:
 prometheus-url:
     @bash e2e/cluster/prometheus-url.sh
 
-# End-to-end scenarios against KUBECONFIG and PROMETHEUS_URL, or a local cluster brought up (and down) for them.
-e2e:
-    bash e2e/run.sh
+# End-to-end scenarios against KUBECONFIG and PROMETHEUS_URL, or a local cluster brought up (and down) for them;
+# arguments pick scenarios as cargo test does (`just e2e --test alerts`).
+e2e *args:
+    bash e2e/run.sh {{args}}
 
 # The GitHub workflows (actionlint) and the release's version check (crate, chart, CHANGELOG agree).
 workflow-lint:

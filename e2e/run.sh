@@ -70,4 +70,5 @@ fi
 
 # Scenarios within a file run in parallel, each in its own namespace with its own operator.
 # --no-fail-fast: every scenario file runs and reports, even after one fails.
-cargo test --locked --no-fail-fast -p trimtab-e2e -- --ignored --test-threads "${E2E_THREADS:-6}"
+# Arguments select scenarios, as cargo test takes them: `just e2e --test alerts`.
+cargo test --locked --no-fail-fast -p trimtab-e2e "$@" -- --ignored --test-threads "${E2E_THREADS:-6}"

@@ -4,6 +4,7 @@
 //! Each scenario runs in its own temporary namespace, waits with timeouts that say what they waited
 //! for, and on failure prints the pods, Events and ScalingPolicy status of its namespace.
 
+pub mod alerting;
 pub mod appsim;
 pub mod cluster;
 pub mod operator;

@@ -61,6 +61,11 @@ impl Operator {
         Operator { child, log, metrics_port }
     }
 
+    /// Where it serves /metrics, as `host:port`.
+    pub fn metrics_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.metrics_port)
+    }
+
     /// When this operator's newest round for policy `namespace/name` decided (Unix seconds), from
     /// its `trimtab_last_decision_timestamp_seconds`; none before its first round. A quiet round
     /// writes no status, so this, not status, says that rounds go on.
