@@ -46,6 +46,8 @@ struct Seen {
     request: Option<(String, Instant)>,
     /// When this replica last tried to renew it.
     renew_tried: Option<Instant>,
+    /// Whether the watch has reported it yet.
+    watched: bool,
 }
 
 pub struct Elector {
@@ -60,7 +62,10 @@ impl Elector {
     /// Elects `ownership`'s shards, whose Leases are `names`, in `api`'s namespace.
     pub fn new(api: Api<Lease>, identity: String, names: Vec<String>, ownership: Arc<Ownership>) -> Elector {
         let now = Instant::now();
-        let seen = names.iter().map(|_| Seen { lease: None, changed_at: now, request: None, renew_tried: None }).collect();
+        let seen = names
+            .iter()
+            .map(|_| Seen { lease: None, changed_at: now, request: None, renew_tried: None, watched: false })
+            .collect();
         Elector { api, identity, names, ownership, seen }
     }
 
@@ -79,7 +84,14 @@ impl Elector {
                 biased;
                 _ = &mut stop => break,
                 Some((shard, event)) = events.next() => match event {
-                    Ok(lease) => self.observe(shard, lease),
+                    Ok(lease) => {
+                        if !self.seen[shard].watched {
+                            self.seen[shard].watched = true;
+                            let holder = lease.as_ref().and_then(|l| l.spec.as_ref()?.holder_identity.clone());
+                            tracing::info!(shard, lease = %self.names[shard], ?holder, "watching the Lease");
+                        }
+                        self.observe(shard, lease)
+                    }
                     Err(error) => tracing::warn!(%error, lease = %self.names[shard], "watching the Lease"),
                 },
                 _ = tick.tick() => {}
@@ -154,7 +166,7 @@ impl Elector {
             return;
         }
         for (shard, m) in &moves {
-            if *m == Move::Keep {
+            if matches!(m, Move::Take | Move::Keep) {
                 self.seen[*shard].renew_tried = Some(now);
             }
         }
