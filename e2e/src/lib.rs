@@ -81,7 +81,12 @@ where
     // A killed operator leaves its Lease behind; in the chart's namespace nobody else removes it.
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(env.client.clone(), &operator::Operator::lease_namespace(&namespace));
-    let _ = leases.delete(&format!("trimtab-leader-{namespace}"), &DeleteParams::background()).await;
+    let suffix = format!("-{namespace}");
+    for lease in leases.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
+        if let Some(name) = lease.metadata.name.filter(|n| n.ends_with(&suffix)) {
+            let _ = leases.delete(&name, &DeleteParams::background()).await;
+        }
+    }
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }

@@ -14,6 +14,8 @@ pub struct Operator {
     pub log: PathBuf,
     /// Where it serves /metrics.
     metrics_port: u16,
+    /// The kubeconfig pointing at its API proxy, removed when it is dropped.
+    proxied_kubeconfig: Option<PathBuf>,
 }
 
 impl Operator {
@@ -33,6 +35,31 @@ impl Operator {
 
     /// Starts `trimtab run` with extra flags; the webhook is served when they give `--webhook-addr`.
     pub fn start_with(namespace: &str, prometheus_url: &str, extra: &[&str]) -> Operator {
+        Self::start_full(namespace, prometheus_url, extra, None)
+    }
+
+    /// Starts `trimtab run` reaching the API server through `api_proxy` (a loopback address, see
+    /// [`crate::proxy::CuttableProxy::start_tcp`]) instead of directly.
+    pub fn start_through(namespace: &str, prometheus_url: &str, extra: &[&str], api_proxy: &str) -> Operator {
+        Self::start_full(namespace, prometheus_url, extra, Some(api_proxy))
+    }
+
+    /// The kubeconfig the operator runs with: the chart's ServiceAccount's, or the admin's.
+    pub fn kubeconfig() -> PathBuf {
+        std::env::var("OPERATOR_KUBECONFIG")
+            .or_else(|_| std::env::var("KUBECONFIG"))
+            .map(PathBuf::from)
+            .expect("KUBECONFIG is set")
+    }
+
+    /// The API server's `host:port`, from [`Operator::kubeconfig`].
+    pub fn api_server() -> std::net::SocketAddr {
+        let text = std::fs::read_to_string(Self::kubeconfig()).expect("read the kubeconfig");
+        let server = text.lines().find_map(|l| l.trim().strip_prefix("server:")).expect("a server in the kubeconfig");
+        server.trim().trim_matches('"').trim_start_matches("https://").parse().expect("the server is https://IP:PORT")
+    }
+
+    fn start_full(namespace: &str, prometheus_url: &str, extra: &[&str], api_proxy: Option<&str>) -> Operator {
         let webhook = extra.contains(&"--webhook-addr");
         let chart_identity = std::env::var("OPERATOR_KUBECONFIG").ok().filter(|_| !webhook);
         let lease_namespace = if chart_identity.is_some() { Self::lease_namespace(namespace) } else { namespace.to_owned() };
@@ -46,6 +73,16 @@ impl Operator {
         if let Some(kubeconfig) = &chart_identity {
             command.env("KUBECONFIG", kubeconfig);
         }
+        let mut proxied_kubeconfig = None;
+        if let Some(proxy) = api_proxy {
+            // The same credentials, another address: the certificate is for 127.0.0.1, any port.
+            let text = std::fs::read_to_string(Self::kubeconfig()).expect("read the kubeconfig");
+            let text = text.replace(&Self::api_server().to_string(), proxy.trim_start_matches("http://"));
+            let path = std::env::temp_dir().join(format!("trimtab-e2e-kubeconfig-{namespace}-{n}"));
+            std::fs::write(&path, text).expect("write the proxied kubeconfig");
+            command.env("KUBECONFIG", &path);
+            proxied_kubeconfig = Some(path);
+        }
         let metrics_port = crate::placement::free_port();
         let metrics_addr = format!("127.0.0.1:{metrics_port}");
         let child = command
@@ -58,7 +95,36 @@ impl Operator {
             .stderr(Stdio::from(log_file))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {} (build it with cargo build -p trimtab): {e}", binary.display()));
-        Operator { child, log, metrics_port }
+        Operator { child, log, metrics_port, proxied_kubeconfig }
+    }
+
+    /// Its /metrics, or `None` while it does not answer.
+    pub async fn scrape(&self) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await.ok()?;
+        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.ok()?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body).await.ok()?;
+        Some(body)
+    }
+
+    /// The value of one series (`name{labels}` exactly as exposed), if exposed.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let body = self.scrape().await?;
+        body.lines()
+            .find_map(|line| line.strip_prefix(series).filter(|rest| rest.starts_with(' ')))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Whether it holds shard `shard` (`trimtab_shard_owned`).
+    pub async fn owns_shard(&self, shard: u32) -> bool {
+        self.metric(&format!("trimtab_shard_owned{{shard=\"{shard}\"}}")).await == Some(1.0)
+    }
+
+    /// Stops it as Kubernetes does (SIGTERM), and waits for it to exit.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
     }
 
     /// Where it serves /metrics, as `host:port`.
@@ -70,13 +136,8 @@ impl Operator {
     /// its `trimtab_last_decision_timestamp_seconds`; none before its first round. A quiet round
     /// writes no status, so this, not status, says that rounds go on.
     pub async fn last_decision(&self, namespace: &str, name: &str) -> Option<i64> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await.ok()?;
-        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.ok()?;
-        let mut body = String::new();
-        stream.read_to_string(&mut body).await.ok()?;
         let series = format!("trimtab_last_decision_timestamp_seconds{{namespace=\"{namespace}\",policy=\"{name}\"}}");
-        body.lines().find_map(|line| line.strip_prefix(&series)).and_then(|value| value.trim().parse().ok())
+        self.metric(&series).await.map(|v| v as i64)
     }
 
     /// Kills the process at once (SIGKILL): no graceful shutdown, no lease release.
@@ -99,5 +160,8 @@ impl Drop for Operator {
             eprintln!("==== operator log ({}) ====\n{}", self.log.display(), self.log_text());
         }
         let _ = std::fs::remove_file(&self.log);
+        if let Some(path) = &self.proxied_kubeconfig {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! A TCP proxy in front of Prometheus that a test can cut, to simulate Prometheus going away
-//! without stopping the one every other test shares.
+//! A TCP proxy that a test can cut: in front of Prometheus, to simulate Prometheus going away
+//! without stopping the one every other test shares; in front of the API server, to cut one
+//! operator off it (the bytes are TLS, passed through untouched).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +11,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct CuttableProxy {
     pub url: String,
     open: Arc<AtomicBool>,
+    /// While set, traffic is dropped without closing anything: the client's requests hang.
+    black_hole: Arc<tokio::sync::watch::Sender<bool>>,
     connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -19,6 +22,13 @@ impl CuttableProxy {
     pub async fn start(upstream: &str) -> CuttableProxy {
         let upstream: SocketAddr =
             upstream.trim_start_matches("http://").trim_end_matches('/').parse().expect("PROMETHEUS_URL is http://HOST:PORT");
+        Self::start_tcp(upstream).await
+    }
+
+    /// Listens on a free loopback port and forwards to `upstream`, whatever the protocol.
+    pub async fn start_tcp(upstream: SocketAddr) -> CuttableProxy {
+        let black_hole = Arc::new(tokio::sync::watch::channel(false).0);
+        let holes = black_hole.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let url = format!("http://{}", listener.local_addr().expect("local address"));
         let open = Arc::new(AtomicBool::new(true));
@@ -31,15 +41,40 @@ impl CuttableProxy {
                     drop(inbound); // cut: the client sees the connection closed
                     continue;
                 }
+                let mut hole = holes.subscribe();
                 let connection = tokio::spawn(async move {
+                    let swallowed = *hole.borrow();
+                    if swallowed {
+                        // Swallowed: held open, never answered, until restored.
+                        let _ = hole.wait_for(|on| !*on).await;
+                        return;
+                    }
                     if let Ok(mut outbound) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            // Dropped mid-stream: what was sent is lost, and nothing is closed.
+                            _ = async { hole.wait_for(|on| *on).await.is_ok() } => {
+                                let _ = hole.wait_for(|on| !*on).await.is_ok();
+                            }
+                        }
                     }
                 });
                 live.lock().unwrap_or_else(|e| e.into_inner()).push(connection.abort_handle());
             }
         });
-        CuttableProxy { url, open, connections, task }
+        CuttableProxy { url, open, black_hole, connections, task }
+    }
+
+    /// Every byte either way is dropped from now on, and no connection is closed: like a network
+    /// partition, the client only notices by its own timeouts.
+    pub fn black_hole(&self) {
+        self.black_hole.send_replace(true);
+    }
+
+    /// Ends the black hole: the connections it swallowed are closed (what was sent into it is
+    /// lost), new ones are forwarded again.
+    pub fn heal(&self) {
+        self.black_hole.send_replace(false);
     }
 
     /// New connections are closed at once, and open (keep-alive) ones are dropped.

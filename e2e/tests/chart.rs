@@ -112,7 +112,8 @@ fn allowed() -> BTreeMap<(&'static str, &'static str), &'static [&'static str]> 
         (("autoscaling", "horizontalpodautoscalers"), &["list", "watch"][..]),
         (("keda.sh", "scaledobjects"), &["list", "watch"][..]),
         (("events.k8s.io", "events"), &["create", "patch"][..]),
-        (("coordination.k8s.io", "leases"), &["get", "create", "update", "patch"][..]),
+        // Watched, so that a standby takes a released Lease at once.
+        (("coordination.k8s.io", "leases"), &["get", "list", "watch", "create", "update", "patch"][..]),
         // Pinned by resourceNames, checked below.
         (("", "secrets"), &["get", "update", "patch"][..]),
         (("admissionregistration.k8s.io", "mutatingwebhookconfigurations"), &["get", "update", "patch"][..]),

@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod engine;
+pub mod leases;
 pub mod metrics;
 pub mod placement;
 pub mod sim;

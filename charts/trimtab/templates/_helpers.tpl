@@ -64,11 +64,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/* The operator's leader Lease: its name is fixed by `trimtab run` (suffixed in namespaced mode). */}}
+{{/* Shard `shard`'s Lease, as the operator names it: `trimtab-leader` with one shard,
+`trimtab-shard-<i>` with more; `-<watchNamespace>` appended in namespaced mode. */}}
 {{- define "trimtab.leaseName" -}}
+{{- $base := "trimtab-leader" }}
+{{- if gt (int .Values.operator.shards) 1 }}
+{{- $base = printf "trimtab-shard-%d" (int (default 0 .shard)) }}
+{{- end }}
 {{- if .Values.watchNamespace }}
-{{- printf "trimtab-leader-%s" .Values.watchNamespace }}
+{{- printf "%s-%s" $base .Values.watchNamespace }}
 {{- else }}
-{{- print "trimtab-leader" }}
+{{- $base }}
 {{- end }}
 {{- end }}
 

@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube_lease_manager::LeaseManagerBuilder;
-
 use crate::controller::caches::Caches;
 use crate::controller::{self, Context, Telemetry};
+use crate::leases::{Elector, Ownership, lease_name};
 use crate::metrics::{PrometheusClient, PrometheusSettings};
 
 /// Where Prometheus is and how to reach it: the admin's settings, shared by `run` and `check`.
@@ -80,6 +79,10 @@ pub struct RunArgs {
     /// Run only while holding a Lease, so that two replicas never both act.
     #[arg(long, env = "TRIMTAB_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,
+    /// Policies are split into this many shards, each with its own Lease (`trimtab-shard-<i>`):
+    /// every replica reconciles the shards it holds. 1: one leader for all (`trimtab-leader`).
+    #[arg(long, env = "TRIMTAB_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub shards: u32,
     /// The namespace of the leader-election Lease (the release namespace).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub leader_election_namespace: String,
@@ -123,8 +126,8 @@ pub enum RunError {
     Settings(#[from] crate::metrics::SettingsError),
     #[error("cannot connect to Kubernetes: {0}")]
     Kube(#[from] kube::Error),
-    #[error("leader election: {0}")]
-    Lease(#[from] kube_lease_manager::LeaseManagerError),
+    #[error("--shards {0} needs --leader-elect=true: without Leases every replica would reconcile every shard")]
+    ShardsWithoutElection(u32),
     #[error("cannot serve metrics on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("webhook certificate: {0}")]
@@ -155,6 +158,9 @@ pub fn run(args: RunArgs) -> Result<(), RunError> {
 }
 
 async fn serve(args: RunArgs) -> Result<(), RunError> {
+    if args.shards > 1 && !args.leader_elect {
+        return Err(RunError::ShardsWithoutElection(args.shards));
+    }
     let metrics = PrometheusClient::new(args.prometheus.settings())?;
     let client = kube::Client::try_default().await?;
     let telemetry = Arc::new(Telemetry::default());
@@ -176,53 +182,42 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
     let _ = telemetry.policies.set(caches.policies.clone());
 
     let identity = args.identity.clone().unwrap_or_else(|| format!("trimtab-{}", std::process::id()));
-    let ctx =
-        Arc::new(Context::new(client.clone(), Arc::new(metrics), telemetry.clone(), Some(identity.clone()), watched, caches));
+    let ownership = Arc::new(if args.leader_elect { Ownership::elected(args.shards) } else { Ownership::unelected() });
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Arc::new(metrics),
+        telemetry.clone(),
+        Some(identity.clone()),
+        watched.clone(),
+        caches,
+        ownership.clone(),
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     });
-    let stopped = {
+    let stopped = move || {
         let mut stop_rx = stop_rx.clone();
         async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
         }
     };
 
-    if !args.leader_elect {
-        controller::run(ctx, stopped).await;
-        return Ok(());
+    // The controller runs on every replica and reconciles the shards the elector grants. On a
+    // signal the elector stops the writes and releases the Leases first, so that the next holder
+    // takes over at once, while the controller finishes its rounds (their writes refused).
+    let elector = args.leader_elect.then(|| {
+        let names = (0..args.shards).map(|shard| lease_name(args.shards, shard, watched.as_deref())).collect();
+        tracing::info!(identity, shards = args.shards, lease_namespace = %args.leader_election_namespace, "electing");
+        let leases = kube::Api::namespaced(client.clone(), &args.leader_election_namespace);
+        tokio::spawn(Elector::new(leases, identity.clone(), names, ownership).run(stopped()))
+    });
+    controller::run(ctx, stopped()).await;
+    if let Some(elector) = elector {
+        let _ = tokio::time::timeout(Duration::from_secs(5), elector).await;
     }
-    let lease =
-        if args.namespace.is_empty() { "trimtab-leader".to_owned() } else { format!("trimtab-leader-{}", args.namespace) };
-    let manager = LeaseManagerBuilder::new(client, lease)
-        .with_namespace(&args.leader_election_namespace)
-        .with_identity(&identity)
-        .with_duration(15)
-        .with_grace(5)
-        .build()
-        .await?;
-    let (mut leader, lease_task) = manager.watch().await;
-    tracing::info!(identity, "waiting for the leader lease");
-    let mut stop_wait = stop_rx.clone();
-    tokio::select! {
-        _ = leader.wait_for(|is_leader| *is_leader) => {}
-        _ = stop_wait.wait_for(|stop| *stop) => return Ok(()),
-    }
-    tracing::info!(identity, "became the leader");
-    // Stop on a signal, or as soon as the lease is lost: another replica takes over.
-    let mut lost = leader.clone();
-    let shutdown = async move {
-        tokio::select! {
-            _ = stopped => {}
-            _ = lost.wait_for(|is_leader| !*is_leader) => tracing::warn!("lost the leader lease"),
-        }
-    };
-    controller::run(ctx, shutdown).await;
-    drop(leader); // closing the channel releases the lease
-    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
     Ok(())
 }
 

@@ -86,9 +86,9 @@ fn pod_target(pod: &Pod) -> Option<String> {
     Some(target_key(&pod.namespace()?, &deployment_of(pod)?))
 }
 
-/// Wake-ups for the controller: the policies to reconcile now, not at their interval. Nobody
-/// listens on a standby replica, and wake-ups are then dropped (the leader-to-be reconciles every
-/// policy when it starts).
+/// Wake-ups for the controller: the policies to reconcile now, not at their interval. A policy
+/// of a shard this replica does not hold is dropped by the controller's shard filter (a shard
+/// gained wakes all its policies).
 #[derive(Clone, Default)]
 pub struct Wakes {
     sender: Arc<Mutex<Option<mpsc::UnboundedSender<ObjectRef<ScalingPolicy>>>>>,

@@ -19,6 +19,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 
 use crate::api::ScalingPolicy;
+use crate::leases::Ownership;
 use crate::metrics::MetricsSource;
 use telemetry::PolicyLabels;
 pub use telemetry::Telemetry;
@@ -43,7 +44,10 @@ pub enum Error {
 pub struct Context {
     pub client: Client,
     pub metrics: Arc<dyn MetricsSource>,
-    pub recorder: Recorder,
+    /// The shards this replica reconciles now.
+    pub ownership: Arc<Ownership>,
+    /// Per shard, the client and Event recorder whose writes stop when the shard is not held.
+    writers: Vec<(Client, Recorder)>,
     pub telemetry: Arc<Telemetry>,
     /// The one namespace watched, or all.
     pub namespace: Option<String>,
@@ -63,10 +67,19 @@ impl Context {
         instance: Option<String>,
         namespace: Option<String>,
         caches: caches::Caches,
+        ownership: Arc<Ownership>,
     ) -> Self {
         let reporter = Reporter { controller: "trimtab".into(), instance };
+        let writers = (0..ownership.shards())
+            .map(|shard| {
+                let writer = crate::leases::gated(client.clone(), ownership.clone(), shard);
+                (writer.clone(), Recorder::new(writer, reporter.clone()))
+            })
+            .collect();
+        let _ = telemetry.ownership.set(ownership.clone());
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            writers,
+            ownership,
             client,
             metrics,
             telemetry,
@@ -76,21 +89,47 @@ impl Context {
             rounds: reconcile::Rounds::default(),
         }
     }
+
+    /// Whether this replica reconciles `policy` now (it holds the policy's shard).
+    pub fn owns(&self, policy: &ScalingPolicy) -> bool {
+        let namespace = kube::ResourceExt::namespace(policy).unwrap_or_default();
+        self.ownership.owns_policy(&namespace, &kube::ResourceExt::name_any(policy))
+    }
+
+    fn writer(&self, policy: &ScalingPolicy) -> &(Client, Recorder) {
+        let namespace = kube::ResourceExt::namespace(policy).unwrap_or_default();
+        let shard = self.ownership.shard_of(&namespace, &kube::ResourceExt::name_any(policy)) as usize;
+        // `shard_of` is below `shards()`, the length of `writers`.
+        &self.writers[shard.min(self.writers.len() - 1)]
+    }
+
+    /// The client for the writes of `policy`'s round: refused once its shard is not held.
+    pub fn client_for(&self, policy: &ScalingPolicy) -> Client {
+        self.writer(policy).0.clone()
+    }
+
+    /// The Event recorder for `policy`, gated like [`Context::client_for`].
+    pub fn recorder_for(&self, policy: &ScalingPolicy) -> &Recorder {
+        &self.writer(policy).1
+    }
 }
 
 /// Runs the controller until `shutdown` resolves. Each policy is reconciled independently: one
-/// policy's error is retried with backoff and never holds up the others.
+/// policy's error is retried with backoff and never holds up the others. Only the policies of the
+/// shards this replica holds are reconciled; a shard gained wakes its policies.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let telemetry = ctx.telemetry.clone();
-    telemetry.set_leading(true);
+    let ctx_shards = ctx.ownership.shards();
+    telemetry.set_shards(&ctx.ownership.owned(), ctx_shards);
     let sweeper = tokio::spawn(forget_deleted_policies(ctx.clone()));
+    let gains = tokio::spawn(wake_gained_shards(ctx.clone()));
     // What wakes a policy: its own interval requeue (jittered), a retry after a failed round, and
     // the wake-ups the caches send (its spec or annotations changed, its target or a competing
     // autoscaler did; see `caches`), never its status, so Trimtab's own status write wakes nobody.
-    // Every policy is reconciled once when the controller starts.
+    // Every policy of a held shard is reconciled once when the controller starts.
     let wake_handle = ctx.caches.wakes.clone();
     let wakes = wake_handle.listen();
-    for policy in ctx.caches.policies.state() {
+    for policy in ctx.caches.policies.state().iter().filter(|p| ctx.owns(p)) {
         ctx.caches.wakes.wake(ObjectRef::from_obj(policy.as_ref()));
     }
     let wakes = futures::stream::unfold(wakes, |mut wakes| async move { wakes.recv().await.map(|w| (w, wakes)) });
@@ -98,7 +137,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .reconcile_on(wakes)
         .with_config(kube::runtime::controller::Config::default().concurrency(MAX_CONCURRENT_ROUNDS))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, error_policy, ctx)
+        .run(reconcile_owned, error_policy, ctx)
         .for_each(|result| {
             telemetry.round_completed();
             async move {
@@ -110,18 +149,52 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         })
         .await;
     sweeper.abort();
+    gains.abort();
     wake_handle.stop_listening();
-    telemetry.set_leading(false);
+    telemetry.set_shards(&[], ctx_shards);
 }
 
-/// Every minute, the metric series of policies that no longer exist are removed.
+/// A round for a policy of a shard held now; the policies of other shards wait for their shard to
+/// be gained ([`wake_gained_shards`]), with no round and no write here.
+async fn reconcile_owned(policy: Arc<ScalingPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.owns(&policy) {
+        return Ok(Action::await_change());
+    }
+    reconcile::reconcile(policy, ctx).await
+}
+
+/// Wakes the policies of every shard gained, so that a shard taken over is reconciled at once.
+async fn wake_gained_shards(ctx: Arc<Context>) {
+    let mut changes = ctx.ownership.subscribe();
+    let mut held = ctx.ownership.owned();
+    while changes.changed().await.is_ok() {
+        let now = ctx.ownership.owned();
+        ctx.telemetry.set_shards(&now, ctx.ownership.shards());
+        let gained: Vec<u32> = now.iter().copied().filter(|shard| !held.contains(shard)).collect();
+        if !gained.is_empty() {
+            tracing::info!(?gained, held = ?now, "reconciling the policies of the shards gained");
+            for policy in ctx.caches.policies.state() {
+                let namespace = kube::ResourceExt::namespace(policy.as_ref()).unwrap_or_default();
+                if gained.contains(&ctx.ownership.shard_of(&namespace, &kube::ResourceExt::name_any(policy.as_ref()))) {
+                    ctx.caches.wakes.wake(ObjectRef::from_obj(policy.as_ref()));
+                }
+            }
+        }
+        held = now;
+    }
+}
+
+/// Every minute, the metric series of policies that no longer exist, or whose shard another
+/// replica now holds, are removed (so that no policy has series on two replicas).
 async fn forget_deleted_policies(ctx: Arc<Context>) {
     let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         every_minute.tick().await;
-        let existing = ctx.caches.policies.state().iter().map(|p| PolicyLabels::of(p)).collect();
+        let policies = ctx.caches.policies.state();
+        let owned: Vec<_> = policies.iter().filter(|p| ctx.owns(p)).collect();
+        let existing = owned.iter().map(|p| PolicyLabels::of(p)).collect();
         let forgotten = ctx.telemetry.forget_policies_except(&existing);
-        ctx.rounds.forget_except(&ctx.caches.policies.state().iter().map(|p| policy_key(p)).collect());
+        ctx.rounds.forget_except(&owned.iter().map(|p| policy_key(p)).collect());
         if forgotten > 0 {
             tracing::debug!(forgotten, "removed the metric series of deleted policies");
         }

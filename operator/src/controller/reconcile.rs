@@ -317,7 +317,7 @@ fn spot_report(
 /// Evicts through the Eviction API, so PodDisruptionBudgets are respected; a refusal waits for the
 /// next round.
 async fn evict_pods(ctx: &Context, policy: &ScalingPolicy, names: &[String]) {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
+    let pods: Api<Pod> = Api::namespaced(ctx.client_for(policy), &policy.namespace().unwrap_or_default());
     for name in names {
         match pods.evict(name, &EvictParams::default()).await {
             Ok(_) => {
@@ -351,7 +351,7 @@ async fn write_scale(
     let namespace = policy.namespace().unwrap_or_default();
     let name = &policy.spec.target_ref.name;
     ctx.caches.wakes.expect_scale(&namespace, name, replicas);
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client_for(policy), &namespace);
     let scale = Scale {
         metadata: ObjectMeta {
             name: Some(name.clone()),
@@ -381,7 +381,7 @@ async fn report(
     // Compared as the API server would store them (times in whole seconds, say): a round that
     // changed nothing sends nothing.
     if serde_json::to_value(&status).ok() != serde_json::to_value(previous).ok() {
-        let api: Api<ScalingPolicy> = Api::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
+        let api: Api<ScalingPolicy> = Api::namespaced(ctx.client_for(policy), &policy.namespace().unwrap_or_default());
         let patch = serde_json::json!({
             "apiVersion": ScalingPolicy::api_version(&()),
             "kind": ScalingPolicy::kind(&()),
@@ -420,7 +420,7 @@ async fn publish(ctx: &Context, policy: &ScalingPolicy, type_: EventType, reason
         note
     };
     let event = Event { type_, reason: reason.to_string(), note: Some(note), action: "Reconcile".into(), secondary: None };
-    if let Err(error) = ctx.recorder.publish(&event, &policy.object_ref(&())).await {
+    if let Err(error) = ctx.recorder_for(policy).publish(&event, &policy.object_ref(&())).await {
         tracing::warn!(%error, policy = %policy.name_any(), "could not publish an Event");
     }
 }

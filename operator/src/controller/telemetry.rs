@@ -23,6 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::api::ScalingPolicy;
 use crate::engine::Policy;
+use crate::leases::Ownership;
 
 /// A leader that has completed no round for five of its shortest policy interval (and at least
 /// five minutes) while valid policies exist has stopped making progress: /healthz fails, so the
@@ -106,8 +107,10 @@ pub struct Telemetry {
     pub policy_condition: Family<ConditionLabels, Gauge>,
     pub objective_value: Family<ObjectiveLabels, Gauge<f64, AtomicU64>>,
     pub objective_target: Family<ObjectiveLabels, Gauge<f64, AtomicU64>>,
-    /// 1 on the replica that leads.
+    /// 1 on a replica that holds at least one shard.
     leader: Gauge,
+    /// Per shard, 1 on the replica that holds it.
+    shard_owned: Family<ShardLabels, Gauge>,
     /// The series each policy has, so that a deleted policy's can be removed.
     series: Mutex<HashMap<PolicyLabels, PolicySeries>>,
     /// This replica holds the leader Lease and runs the controller.
@@ -116,6 +119,13 @@ pub struct Telemetry {
     pub last_round_unix: AtomicU64,
     /// The policies this replica knows of (set once the caches are up).
     pub policies: OnceLock<Store<ScalingPolicy>>,
+    /// The shards this replica holds (set with the controller's context).
+    pub ownership: OnceLock<Arc<Ownership>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShardLabels {
+    pub shard: String,
 }
 
 impl Default for Telemetry {
@@ -176,7 +186,17 @@ impl Default for Telemetry {
         let objective_target = Family::<ObjectiveLabels, Gauge<f64, AtomicU64>>::default();
         registry.register("objective_target", "The objective's target", objective_target.clone());
         let leader = Gauge::default();
-        registry.register("leader", "1 on the replica that holds the leader Lease and runs the controller", leader.clone());
+        registry.register(
+            "leader",
+            "1 on a replica that holds a shard's Lease (with one shard: the leader Lease)",
+            leader.clone(),
+        );
+        let shard_owned = Family::<ShardLabels, Gauge>::default();
+        registry.register(
+            "shard_owned",
+            "1 on the replica that holds the shard's Lease and reconciles its policies",
+            shard_owned.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
         registry.register("build_info", "The running build, as its version label", build_info);
@@ -189,6 +209,7 @@ impl Default for Telemetry {
             objective_value,
             objective_target,
             leader,
+            shard_owned,
             series: Mutex::new(HashMap::new()),
             reconcile_duration,
             reconcile_errors,
@@ -204,6 +225,7 @@ impl Default for Telemetry {
             leading: AtomicBool::new(false),
             last_round_unix: AtomicU64::new(0),
             policies: OnceLock::new(),
+            ownership: OnceLock::new(),
         }
     }
 }
@@ -229,6 +251,18 @@ impl Telemetry {
         }
         self.leading.store(leading, Ordering::Relaxed);
         self.leader.set(i64::from(leading));
+    }
+
+    /// This replica holds `owned` of `shards` shards: `trimtab_shard_owned` for each, and it leads
+    /// (`trimtab_leader`, the /healthz progress check) while it holds any.
+    pub fn set_shards(&self, owned: &[u32], shards: u32) {
+        for shard in 0..shards {
+            self.shard_owned.get_or_create(&ShardLabels { shard: shard.to_string() }).set(i64::from(owned.contains(&shard)));
+        }
+        let leading = !owned.is_empty();
+        if leading != self.leading.load(Ordering::Relaxed) {
+            self.set_leading(leading);
+        }
     }
 
     /// A policy's conditions, as `trimtab_policy_condition`.
@@ -328,7 +362,14 @@ impl Telemetry {
         let intervals: Vec<Duration> = self
             .policies
             .get()
-            .map(|store| store.state().iter().filter_map(|p| Policy::from_spec(&p.spec).ok()).map(|p| p.interval).collect())
+            .map(|store| {
+                let owned = |p: &ScalingPolicy| {
+                    let namespace = kube::ResourceExt::namespace(p).unwrap_or_default();
+                    self.ownership.get().is_none_or(|o| o.owns_policy(&namespace, &kube::ResourceExt::name_any(p)))
+                };
+                let state = store.state();
+                state.iter().filter(|p| owned(p)).filter_map(|p| Policy::from_spec(&p.spec).ok()).map(|p| p.interval).collect()
+            })
             .unwrap_or_default();
         let shortest = intervals.iter().min()?;
         let stall_after = (*shortest * STALL_INTERVALS).max(STALL_AT_LEAST);
