@@ -80,6 +80,11 @@ chart-lint:
 chart-install-check:
     bash e2e/chart/install.sh lifecycle
 
+# The soak (not part of `test`): policies created and deleted every few seconds for SOAK_MINUTES
+# (30) on a cluster of its own; prints RSS and per-policy metric series over time.
+soak:
+    bash scripts/soak.sh
+
 # The autoscaling-quality benchmark: the example policies over a busy week of WorldCup98 and NASA,
 # against HPA and static provisioning (cost and SLO-violation minutes).
 bench-quality out="target/bench-quality":
