@@ -3,6 +3,7 @@
 
 mod prometheus;
 pub mod promql;
+pub mod tenancy;
 
 use std::collections::BTreeMap;
 use std::future::Future;
