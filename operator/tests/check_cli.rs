@@ -182,6 +182,7 @@ fn wait_until_ready(prometheus: &Prometheus) {
         ca_file: None,
         max_response_bytes: trimtab::metrics::DEFAULT_MAX_RESPONSE_BYTES,
         max_concurrency: 4,
+        headers: vec![],
     })
     .expect("a client");
     let deadline = Instant::now() + READY_DEADLINE;
