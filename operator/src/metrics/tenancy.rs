@@ -218,16 +218,10 @@ mod tests {
             ),
             (r#"sum(x{namespace="a"}) or up"#, r#"sum(x{namespace="a"}) or up{namespace="a"}"#),
             ("topk(3, x) and on () y", r#"topk(3, x{namespace="a"}) and on () y{namespace="a"}"#),
-            (
-                "max_over_time(rate(x[1m])[10m:30s])",
-                r#"max_over_time(rate(x{namespace="a"}[1m])[10m:30s])"#,
-            ),
+            ("max_over_time(rate(x[1m])[10m:30s])", r#"max_over_time(rate(x{namespace="a"}[1m])[10m:30s])"#),
             ("-x offset 5m", r#"-x{namespace="a"} offset 5m"#),
             ("count_values(\"v\", x)", r#"count_values("v", x{namespace="a"})"#),
-            (
-                "quantile(scalar(q), x)",
-                r#"quantile(scalar(q{namespace="a"}), x{namespace="a"})"#,
-            ),
+            ("quantile(scalar(q), x)", r#"quantile(scalar(q{namespace="a"}), x{namespace="a"})"#),
             ("absent(nothing)", r#"absent(nothing{namespace="a"})"#),
         ];
         for (query, expected) in cases {
@@ -291,7 +285,10 @@ mod tests {
         }
         for tenancy in [&off, &on] {
             let error = tenancy.query("max_over_time(x[5m:100ms])", "a").expect_err("a 100ms step");
-            assert_eq!(error.to_string(), "the subquery step :100ms] is shorter than 1s, finer than any objective needs: use a step of 1s or more");
+            assert_eq!(
+                error.to_string(),
+                "the subquery step :100ms] is shorter than 1s, finer than any objective needs: use a step of 1s or more"
+            );
         }
         assert_eq!(off.query("max_over_time(rate(x[1h])[1h:1s])", "a"), Ok("max_over_time(rate(x[1h])[1h:1s])".to_owned()));
     }
@@ -347,7 +344,10 @@ mod tests {
         let on = Tenancy { namespace_label: Some("namespace".into()) };
         let error = on.policy(&rules, "a").expect_err("refused");
         assert_eq!(error.field, "spec.objectives[1].query");
-        assert!(error.to_string().starts_with(r#"spec.objectives[1].query: x{namespace=~".+"} selects namespace=~".+""#), "{error}");
+        assert!(
+            error.to_string().starts_with(r#"spec.objectives[1].query: x{namespace=~".+"} selects namespace=~".+""#),
+            "{error}"
+        );
 
         let mut fixed = spec.clone();
         fixed.objectives[1].query = "max(x)".into();
