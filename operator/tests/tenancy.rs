@@ -297,7 +297,8 @@ fn confined_queries_reach_prometheus_with_the_namespace_and_no_answer_holds_anot
         {"name": "everything", "kind": "Ceiling", "query": r#"{__name__=~".+"}"#, "target": "1"},
         {"name": "own", "kind": "Ceiling", "query": r#"max(queue_depth{namespace="a"})"#, "target": "10"}
     ]);
-    let output = check(&proxy.url, &policy(objectives.clone()), &ENFORCE);
+    let tenant = ["--prometheus-header", "X-Scope-OrgID=team-a"];
+    let output = check(&proxy.url, &policy(objectives.clone()), &[&ENFORCE[..], &tenant].concat());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "`everything` has several series, so no usable value: {stderr}");
     let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
@@ -318,6 +319,7 @@ fn confined_queries_reach_prometheus_with_the_namespace_and_no_answer_holds_anot
     }
     for answer in &forwarded {
         assert!(!answer.answer.contains(NAMESPACE_B), "{} answered a series of namespace b: {}", answer.path, answer.answer);
+        assert_eq!(answer.headers.get("x-scope-orgid").map(|v| v.as_bytes()), Some(&b"team-a"[..]), "{}", answer.path);
     }
     assert!(forwarded.iter().any(|f| f.answer.contains(r#""namespace":"a""#)), "series of a were read: the proxy sees answers");
 

@@ -331,6 +331,32 @@ mod tests {
         assert!(parse_header("X-A=line\nbreak").is_err());
     }
 
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn run_takes_repeated_headers_and_the_enforced_label() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "trimtab",
+            "--prometheus-url=http://p:9090",
+            "--prometheus-header",
+            "X-Scope-OrgID=team-a",
+            "--prometheus-header=X-Extra=1",
+            "--enforce-namespace-label",
+            "namespace",
+        ])
+        .expect("parses");
+        let headers = cli.run.prometheus.settings().headers;
+        assert_eq!(headers, [("X-Scope-OrgID".to_owned(), "team-a".to_owned()), ("X-Extra".to_owned(), "1".to_owned())]);
+        assert_eq!(cli.run.tenancy.tenancy().namespace_label.as_deref(), Some("namespace"));
+        let off = Cli::try_parse_from(["trimtab", "--prometheus-url=http://p:9090"]).expect("parses");
+        assert_eq!(off.run.tenancy.tenancy(), crate::metrics::tenancy::Tenancy::default(), "off by default");
+    }
+
     #[test]
     fn the_enforced_label_is_a_label_name() {
         assert_eq!(parse_label("namespace"), Ok("namespace".into()));
