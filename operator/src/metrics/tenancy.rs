@@ -317,7 +317,7 @@ mod tests {
     }
 
     #[test]
-    fn a_re_printed_query_parses_to_the_same_tree() {
+    fn confining_a_confined_query_again_changes_nothing() {
         for query in [
             r#"histogram_quantile(0.99, sum by (le) (rate(x_bucket{path=~"/api/.*",code!="5\\d\\d"}[5m] offset 1m)))"#,
             r#"(sum(rate(e{c="5"}[2m])) or vector(0)) / ignoring (c) sum without (pod) (rate(r[2m] @ start()))"#,
