@@ -4,17 +4,18 @@
 //! Each test waits, with a deadline, until the series it needs exist; the last test to finish stops
 //! Prometheus and the exporter and removes the temp dir.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use trimtab::engine::{Absence, Sample};
 use trimtab::metrics::{PrometheusClient, PrometheusSettings, QueryOutcome};
+
+#[path = "common/prometheus.rs"]
+mod prometheus_harness;
+use prometheus_harness::{Prometheus, free_port, prometheus_binary};
 
 const SCRAPE_INTERVAL: &str = "1s";
 const READY_DEADLINE: Duration = Duration::from_secs(90);
@@ -45,122 +46,17 @@ fn metrics_text(elapsed: f64) -> String {
     text
 }
 
-struct Exporter {
-    address: String,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Exporter {
-    fn start() -> Exporter {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the exporter");
-        let address = listener.local_addr().expect("exporter address").to_string();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let started = Instant::now();
-        let thread = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stopping.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(mut stream) = stream else { continue };
-                let mut request = [0u8; 4096];
-                let _ = stream.read(&mut request);
-                let body = metrics_text(started.elapsed().as_secs_f64());
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body.as_bytes()));
-            }
-        });
-        Exporter { address, stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(&self.address); // wakes the accept loop
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 // ---- Prometheus, owned by the tests ----
-
-struct Prometheus {
-    url: String,
-    child: Child,
-    dir: PathBuf,
-    _exporter: Exporter,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
-
-fn prometheus_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join("prometheus")).find(|p| p.is_file())
-}
-
-impl Prometheus {
-    fn start(binary: PathBuf) -> Prometheus {
-        let exporter = Exporter::start();
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("trimtab-check-test-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create the temp dir");
-        let config = format!(
-            "global:\n  scrape_interval: {SCRAPE_INTERVAL}\n  scrape_timeout: {SCRAPE_INTERVAL}\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{}']\n",
-            exporter.address
-        );
-        std::fs::write(dir.join("prometheus.yml"), config).expect("write the config");
-        let port = free_port();
-        let log = std::fs::File::create(dir.join("prometheus.log")).expect("create the log");
-        let child = Command::new(binary)
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        Prometheus { url: format!("http://127.0.0.1:{port}"), child, dir, _exporter: exporter }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
-    }
-}
 
 /// One Prometheus for the tests running at the same time; the last one to let go stops it.
 fn prometheus() -> Option<Arc<Prometheus>> {
     static SHARED: Mutex<Weak<Prometheus>> = Mutex::new(Weak::new());
-    let Some(binary) = prometheus_binary() else {
-        // CI installs Prometheus before the tests (.ci/run): there, a missing one is a failure, never a pass.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "no `prometheus` on PATH in CI (Debian: apt-get install prometheus, or `just tools`)"
-        );
-        eprintln!("SKIPPED: no `prometheus` on PATH (Debian: apt-get install prometheus, or `just tools`)");
-        return None;
-    };
+    let binary = prometheus_binary()?;
     let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(running) = shared.upgrade() {
         return Some(running);
     }
-    let started = Arc::new(Prometheus::start(binary));
+    let started = Arc::new(Prometheus::start(binary, metrics_text, SCRAPE_INTERVAL));
     wait_until_ready(&started);
     *shared = Arc::downgrade(&started);
     Some(started)
@@ -182,6 +78,7 @@ fn wait_until_ready(prometheus: &Prometheus) {
         ca_file: None,
         max_response_bytes: trimtab::metrics::DEFAULT_MAX_RESPONSE_BYTES,
         max_concurrency: 4,
+        headers: vec![],
     })
     .expect("a client");
     let deadline = Instant::now() + READY_DEADLINE;

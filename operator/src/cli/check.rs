@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::CliError;
 use super::decide::{DecideOutput, output};
 use super::input::{only_of_kind, read_source};
-use super::run::PrometheusArgs;
+use super::run::{PrometheusArgs, TenancyArgs};
 use crate::api::{History, ObjectiveKind, ScalingPolicy, WhenEmpty, format_decimal};
 use crate::engine::{self, Absence, Current, Decision, ObjectiveRule, Policy, Pricing, Sample};
 use crate::metrics::promql::{self, NamedUnit, QueryShape};
@@ -37,6 +37,8 @@ pub struct CheckArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
+    #[command(flatten)]
+    pub tenancy: TenancyArgs,
     /// The target's current replicas. Without it, they are read from the target Deployment when a
     /// kubeconfig (or the in-cluster config) is available, and are minReplicas otherwise.
     #[arg(long, value_name = "N")]
@@ -58,6 +60,10 @@ pub enum CheckError {
     Settings(#[from] crate::metrics::SettingsError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("metadata.namespace: --enforce-namespace-label confines the queries to the policy's namespace: set it")]
+    NoNamespace,
+    #[error("{0} (the operator would report PolicyInvalid)")]
+    Refused(#[from] crate::metrics::tenancy::FieldError),
 }
 
 /// What `check` found, and what `-o json` prints.
@@ -77,6 +83,8 @@ pub struct Report<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct ObjectiveReport {
     pub name: String,
+    /// The query as sent: confined to the policy's namespace under --enforce-namespace-label.
+    pub query: String,
     pub kind: ObjectiveKind,
     pub target: f64,
     /// The value the decision uses (0 when an absence is read as zero).
@@ -121,6 +129,13 @@ pub fn run(args: &CheckArgs) -> Result<bool, CliError> {
     let source_name = args.file.display().to_string();
     let resource: ScalingPolicy = only_of_kind(&source_name, &read_source(&args.file)?, "ScalingPolicy")?;
     let policy = Policy::from_spec(&resource.spec)?;
+    // The queries as the operator would send them; one it would refuse is bad input, never sent.
+    let tenancy = args.tenancy.tenancy();
+    let namespace = match (&tenancy.namespace_label, &resource.metadata.namespace) {
+        (Some(_), None) => return Err(CheckError::NoNamespace.into()),
+        (_, namespace) => namespace.clone().unwrap_or_default(),
+    };
+    let policy = tenancy.policy(&policy, &namespace).map_err(CheckError::from)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = PrometheusClient::new(args.prometheus.settings()).map_err(CheckError::from)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CheckError::Runtime)?;
@@ -224,6 +239,7 @@ impl Checked {
                 };
                 ObjectiveReport {
                     name: rule.name.clone(),
+                    query: rule.query.clone(),
                     kind: rule.kind,
                     target: rule.target,
                     value: outcome.and_then(|o| o.value),

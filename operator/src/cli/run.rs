@@ -41,6 +41,44 @@ pub struct PrometheusArgs {
     /// Prometheus queries in flight at once, over all policies.
     #[arg(long, env = "PROMETHEUS_MAX_CONCURRENCY", default_value_t = crate::metrics::DEFAULT_MAX_CONCURRENCY)]
     pub prometheus_max_concurrency: usize,
+    /// A header sent with every request, as NAME=VALUE (repeatable): the tenant of Mimir, Cortex
+    /// or Thanos (X-Scope-OrgID=team-a), say.
+    #[arg(long = "prometheus-header", value_name = "NAME=VALUE", value_parser = parse_header)]
+    pub prometheus_headers: Vec<(String, String)>,
+}
+
+/// Which series a policy's queries may read: the admin's setting, shared by `run` and `check`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TenancyArgs {
+    /// Confine every query a policy writes to the policy's namespace: each selector gets
+    /// LABEL="<namespace>", and a policy whose query selects another value of LABEL (or !=, or a
+    /// regex) is PolicyInvalid. Off when not given. The label is usually `namespace`.
+    #[arg(long, env = "TRIMTAB_ENFORCE_NAMESPACE_LABEL", value_name = "LABEL", value_parser = parse_label)]
+    pub enforce_namespace_label: Option<String>,
+}
+
+impl TenancyArgs {
+    pub fn tenancy(&self) -> crate::metrics::tenancy::Tenancy {
+        crate::metrics::tenancy::Tenancy { namespace_label: self.enforce_namespace_label.clone() }
+    }
+}
+
+/// `NAME=VALUE`, a valid HTTP header.
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text.split_once('=').ok_or("write NAME=VALUE, such as X-Scope-OrgID=team-a")?;
+    let name = name.trim();
+    reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("{name:?} is not an HTTP header name"))?;
+    reqwest::header::HeaderValue::from_str(value).map_err(|_| format!("the value of {name} is not a valid HTTP header value"))?;
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+/// A Prometheus label name (`namespace`, `kubernetes_namespace`).
+fn parse_label(text: &str) -> Result<String, String> {
+    let mut chars = text.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !text.starts_with("__");
+    if valid { Ok(text.to_owned()) } else { Err(format!("{text:?} is not a label name (such as namespace)")) }
 }
 
 impl PrometheusArgs {
@@ -55,6 +93,7 @@ impl PrometheusArgs {
             ca_file: self.prometheus_ca_file.clone(),
             max_response_bytes: self.prometheus_max_response_bytes,
             max_concurrency: self.prometheus_max_concurrency,
+            headers: self.prometheus_headers.clone(),
         }
     }
 }
@@ -63,6 +102,8 @@ impl PrometheusArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
+    #[command(flatten)]
+    pub tenancy: TenancyArgs,
     /// Logs as JSON lines (for log pipelines) or as text (for people).
     #[arg(long, env = "TRIMTAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -169,7 +210,12 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
     if let Some(addr) = args.health_addr {
         serve_http(addr, controller::telemetry::health_router(telemetry.clone()), "health").await?;
     }
-    tracing::info!(addr = %args.metrics_addr, prometheus = %args.prometheus.prometheus_url, "trimtab started");
+    tracing::info!(
+        addr = %args.metrics_addr,
+        prometheus = %args.prometheus.prometheus_url,
+        enforce_namespace_label = args.tenancy.enforce_namespace_label.as_deref().unwrap_or(""),
+        "trimtab started"
+    );
 
     // One watch per kind for the whole process: the webhook (every replica) and the controller (the
     // leader) read the same caches, and a standby takes over with them warm.
@@ -183,7 +229,7 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
 
     let identity = args.identity.clone().unwrap_or_else(|| format!("trimtab-{}", std::process::id()));
     let ownership = Arc::new(if args.leader_elect { Ownership::elected(args.shards) } else { Ownership::unelected() });
-    let ctx = Arc::new(Context::new(
+    let mut ctx = Context::new(
         client.clone(),
         Arc::new(metrics),
         telemetry.clone(),
@@ -191,7 +237,9 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
         watched.clone(),
         caches,
         ownership.clone(),
-    ));
+    );
+    ctx.tenancy = args.tenancy.tenancy();
+    let ctx = Arc::new(ctx);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -274,4 +322,53 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_flag_is_a_name_and_a_value() {
+        assert_eq!(parse_header("X-Scope-OrgID=team-a"), Ok(("X-Scope-OrgID".into(), "team-a".into())));
+        assert_eq!(parse_header("X-Token=a=b"), Ok(("X-Token".into(), "a=b".into())), "the value may hold =");
+        assert!(parse_header("X-Scope-OrgID").is_err());
+        assert!(parse_header("Bad Name=v").is_err());
+        assert!(parse_header("X-A=line\nbreak").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn run_takes_repeated_headers_and_the_enforced_label() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "trimtab",
+            "--prometheus-url=http://p:9090",
+            "--prometheus-header",
+            "X-Scope-OrgID=team-a",
+            "--prometheus-header=X-Extra=1",
+            "--enforce-namespace-label",
+            "namespace",
+        ])
+        .expect("parses");
+        let headers = cli.run.prometheus.settings().headers;
+        assert_eq!(headers, [("X-Scope-OrgID".to_owned(), "team-a".to_owned()), ("X-Extra".to_owned(), "1".to_owned())]);
+        assert_eq!(cli.run.tenancy.tenancy().namespace_label.as_deref(), Some("namespace"));
+        let off = Cli::try_parse_from(["trimtab", "--prometheus-url=http://p:9090"]).expect("parses");
+        assert_eq!(off.run.tenancy.tenancy(), crate::metrics::tenancy::Tenancy::default(), "off by default");
+    }
+
+    #[test]
+    fn the_enforced_label_is_a_label_name() {
+        assert_eq!(parse_label("namespace"), Ok("namespace".into()));
+        assert_eq!(parse_label("kubernetes_namespace"), Ok("kubernetes_namespace".into()));
+        for bad in ["", "name-space", "1ns", "__name__"] {
+            assert!(parse_label(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -53,6 +53,8 @@ pub struct Context {
     pub namespace: Option<String>,
     /// What a round reads of the cluster.
     pub caches: caches::Caches,
+    /// Which series a policy's queries may read.
+    pub tenancy: crate::metrics::tenancy::Tenancy,
     /// Failed rounds in a row, per policy, for the retry backoff.
     failures: backoff::Failures,
     /// What this process remembers of each policy's rounds without writing it.
@@ -85,6 +87,7 @@ impl Context {
             telemetry,
             namespace,
             caches,
+            tenancy: Default::default(),
             failures: backoff::Failures::default(),
             rounds: reconcile::Rounds::default(),
         }

@@ -54,6 +54,12 @@ pub async fn observe(ctx: &Context, policy: &ScalingPolicy, rules: &Policy) -> R
     let namespace = policy.namespace().unwrap_or_default();
     let target = &policy.spec.target_ref.name;
     let caches = &ctx.caches;
+    // The policy's queries as they are sent: checked, and confined to its namespace when enforced.
+    // Admin-owned CapacityPool price queries are not the policy's and are sent as written.
+    let rules = &match ctx.tenancy.policy(rules, &namespace) {
+        Ok(sent) => sent,
+        Err(refused) => return Ok(Err(Blocked::PolicyInvalid(refused.to_string()))),
+    };
 
     let Some(deployment) = caches.deployments.get(&ObjectRef::new(target).within(&namespace)) else {
         return Ok(Err(Blocked::TargetNotFound(format!("Deployment {namespace}/{target} (spec.targetRef) does not exist"))));

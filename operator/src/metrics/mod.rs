@@ -1,8 +1,10 @@
 //! Reading service-level indicators from Prometheus: one client behind a trait, strict parsing into
 //! a number or a typed absence, and one request per distinct query per round.
 
+mod credentials;
 mod prometheus;
 pub mod promql;
+pub mod tenancy;
 
 use std::collections::BTreeMap;
 use std::future::Future;

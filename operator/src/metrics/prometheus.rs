@@ -16,6 +16,7 @@ pub struct PrometheusSettings {
     pub timeout: Duration,
     /// A sample older than this is Stale.
     pub staleness: Duration,
+    /// Re-read when it changes (see `credentials`).
     pub bearer_token_file: Option<PathBuf>,
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
@@ -24,6 +25,8 @@ pub struct PrometheusSettings {
     pub max_response_bytes: usize,
     /// Queries in flight at once; more wait their turn.
     pub max_concurrency: usize,
+    /// Sent with every request: a multi-tenant backend's tenant (`X-Scope-OrgID`), say.
+    pub headers: Vec<(String, String)>,
 }
 
 /// The default of `--prometheus-max-concurrency`.
@@ -46,6 +49,8 @@ pub enum SettingsError {
     Url { url: String, message: String },
     #[error("invalid credential header: {0}")]
     Header(#[from] reqwest::header::InvalidHeaderValue),
+    #[error("invalid header name {0:?} in --prometheus-header")]
+    HeaderName(String),
 }
 
 /// A range query and its length in minutes.
@@ -57,6 +62,8 @@ pub struct PrometheusClient {
     client: prometheus_http_query::Client,
     in_flight: tokio::sync::Semaphore,
     settings: PrometheusSettings,
+    /// The bearer token, when it is the credential sent.
+    token: Option<super::credentials::TokenFile>,
     clock: fn() -> f64,
     /// Range answers of the current minute, by query and length: a range ends at the last whole
     /// minute, so every round of a minute (and every policy sharing a query) gets the same answer.
@@ -77,9 +84,18 @@ impl PrometheusClient {
             })
         };
         let mut headers = reqwest::header::HeaderMap::new();
-        if let Some(path) = &settings.bearer_token_file {
-            let token = read("the bearer token", path)?;
-            headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+        for (name, value) in &settings.headers {
+            let name: reqwest::header::HeaderName = name.parse().map_err(|_| SettingsError::HeaderName(name.clone()))?;
+            headers.append(name, value.parse()?);
+        }
+        // Basic auth, when given, is the credential; else the token file, read again per request.
+        let token = match (&settings.bearer_token_file, &settings.username) {
+            (Some(path), None) => Some(super::credentials::TokenFile::open(path)?),
+            _ => None,
+        };
+        if let Some(token) = &token {
+            // As read now, for the requests that cannot take a header of their own (the targets API).
+            headers.insert(reqwest::header::AUTHORIZATION, token.header());
         }
         match (&settings.username, &settings.password_file) {
             (Some(user), password) => {
@@ -101,7 +117,7 @@ impl PrometheusClient {
         let client = prometheus_http_query::Client::from(builder.build()?, &settings.url)
             .map_err(|e| SettingsError::Url { url: settings.url.clone(), message: e.to_string() })?;
         let in_flight = tokio::sync::Semaphore::new(settings.max_concurrency.max(1));
-        Ok(PrometheusClient { client, in_flight, settings, clock: unix_now, ranges: Default::default() })
+        Ok(PrometheusClient { client, in_flight, settings, token, clock: unix_now, ranges: Default::default() })
     }
 
     async fn run(&self, promql: &str) -> QueryOutcome {
@@ -116,7 +132,11 @@ impl PrometheusClient {
         // The semaphore is never closed, so acquiring fails never; were it to, query anyway.
         let _turn = self.in_flight.acquire().await.ok();
         let timeout_ms = i64::try_from(self.settings.timeout.as_millis()).unwrap_or(i64::MAX);
-        let response = match self.client.query(promql).timeout(timeout_ms).get_raw().await {
+        let mut request = self.client.query(promql).timeout(timeout_ms);
+        if let Some(token) = &self.token {
+            request = request.header(reqwest::header::AUTHORIZATION, token.header());
+        }
+        let response = match request.get_raw().await {
             Ok(response) => response,
             Err(error) => return unanswered(transport_absence(&error)),
         };
@@ -162,7 +182,11 @@ impl PrometheusClient {
         let _turn = self.in_flight.acquire().await.ok();
         let timeout_ms = i64::try_from(self.settings.timeout.as_millis()).unwrap_or(i64::MAX);
         let start = end - i64::from(minutes) * 60;
-        let response = match self.client.query_range(promql, start, end, 60.0).timeout(timeout_ms).get_raw().await {
+        let mut request = self.client.query_range(promql, start, end, 60.0).timeout(timeout_ms);
+        if let Some(token) = &self.token {
+            request = request.header(reqwest::header::AUTHORIZATION, token.header());
+        }
+        let response = match request.get_raw().await {
             Ok(response) => response,
             Err(error) => return RangeOutcome::Absent(transport_absence(&error)),
         };
@@ -502,6 +526,7 @@ mod tests {
             ca_file: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            headers: vec![],
         })
         .expect("a client")
     }
