@@ -10,6 +10,7 @@ pub mod operator;
 pub mod placement;
 pub mod policy;
 pub mod proxy;
+pub mod tcp_proxy;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

@@ -33,9 +33,22 @@ impl Operator {
 
     /// Starts `trimtab run` with extra flags; the webhook is served when they give `--webhook-addr`.
     pub fn start_with(namespace: &str, prometheus_url: &str, extra: &[&str]) -> Operator {
+        Self::start_via(namespace, prometheus_url, None, extra)
+    }
+
+    /// Starts `trimtab run` reaching the API server as `kubeconfig` says (through a proxy, say)
+    /// instead of the test's own KUBECONFIG or the chart's identity.
+    pub fn start_via(namespace: &str, prometheus_url: &str, kubeconfig: Option<&std::path::Path>, extra: &[&str]) -> Operator {
         let webhook = extra.contains(&"--webhook-addr");
-        let chart_identity = std::env::var("OPERATOR_KUBECONFIG").ok().filter(|_| !webhook);
-        let lease_namespace = if chart_identity.is_some() { Self::lease_namespace(namespace) } else { namespace.to_owned() };
+        let chart_identity = match kubeconfig {
+            Some(path) => Some(path.display().to_string()),
+            None => std::env::var("OPERATOR_KUBECONFIG").ok().filter(|_| !webhook),
+        };
+        let lease_namespace = if kubeconfig.is_none() && chart_identity.is_some() {
+            Self::lease_namespace(namespace)
+        } else {
+            namespace.to_owned()
+        };
         let binary =
             std::env::var("TRIMTAB_BIN").map(PathBuf::from).unwrap_or_else(|_| crate::repo_root().join("target/debug/trimtab"));
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
