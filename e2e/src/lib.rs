@@ -11,6 +11,7 @@ pub mod operator;
 pub mod placement;
 pub mod policy;
 pub mod proxy;
+pub mod tcp_proxy;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

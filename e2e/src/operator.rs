@@ -35,13 +35,13 @@ impl Operator {
 
     /// Starts `trimtab run` with extra flags; the webhook is served when they give `--webhook-addr`.
     pub fn start_with(namespace: &str, prometheus_url: &str, extra: &[&str]) -> Operator {
-        Self::start_full(namespace, prometheus_url, extra, None)
+        Self::start_full(namespace, prometheus_url, extra, None, None)
     }
 
     /// Starts `trimtab run` reaching the API server through `api_proxy` (a loopback address, see
     /// [`crate::proxy::CuttableProxy::start_tcp`]) instead of directly.
     pub fn start_through(namespace: &str, prometheus_url: &str, extra: &[&str], api_proxy: &str) -> Operator {
-        Self::start_full(namespace, prometheus_url, extra, Some(api_proxy))
+        Self::start_full(namespace, prometheus_url, extra, Some(api_proxy), None)
     }
 
     /// The kubeconfig the operator runs with: the chart's ServiceAccount's, or the admin's.
@@ -59,10 +59,29 @@ impl Operator {
         server.trim().trim_matches('"').trim_start_matches("https://").parse().expect("the server is https://IP:PORT")
     }
 
-    fn start_full(namespace: &str, prometheus_url: &str, extra: &[&str], api_proxy: Option<&str>) -> Operator {
+    /// Starts `trimtab run` reaching the API server as `kubeconfig` says (through a proxy, say)
+    /// instead of the test's own KUBECONFIG or the chart's identity.
+    pub fn start_via(namespace: &str, prometheus_url: &str, kubeconfig: Option<&std::path::Path>, extra: &[&str]) -> Operator {
+        Self::start_full(namespace, prometheus_url, extra, None, kubeconfig)
+    }
+
+    fn start_full(
+        namespace: &str,
+        prometheus_url: &str,
+        extra: &[&str],
+        api_proxy: Option<&str>,
+        kubeconfig: Option<&std::path::Path>,
+    ) -> Operator {
         let webhook = extra.contains(&"--webhook-addr");
-        let chart_identity = std::env::var("OPERATOR_KUBECONFIG").ok().filter(|_| !webhook);
-        let lease_namespace = if chart_identity.is_some() { Self::lease_namespace(namespace) } else { namespace.to_owned() };
+        let chart_identity = match kubeconfig {
+            Some(path) => Some(path.display().to_string()),
+            None => std::env::var("OPERATOR_KUBECONFIG").ok().filter(|_| !webhook),
+        };
+        let lease_namespace = if kubeconfig.is_none() && chart_identity.is_some() {
+            Self::lease_namespace(namespace)
+        } else {
+            namespace.to_owned()
+        };
         let binary =
             std::env::var("TRIMTAB_BIN").map(PathBuf::from).unwrap_or_else(|_| crate::repo_root().join("target/debug/trimtab"));
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

@@ -73,6 +73,11 @@ pub enum Reason {
     RoundFailed,
     /// A pod was evicted to move the split towards its target, or off reclaimed spot capacity.
     Rebalanced,
+    /// Another field manager (`kubectl scale`, a GitOps sync) set the target's spec.replicas after
+    /// Trimtab did: Trimtab holds for a window before it writes again, at most once per window.
+    ExternalWrite,
+    /// Trimtab is the last to have set the target's spec.replicas (or has not written it yet).
+    NoExternalWrite,
 }
 
 impl Reason {
@@ -136,6 +141,8 @@ impl Reason {
             Reason::ScaleFailed => "ScaleFailed",
             Reason::RoundFailed => "RoundFailed",
             Reason::Rebalanced => "Rebalanced",
+            Reason::ExternalWrite => "ExternalWrite",
+            Reason::NoExternalWrite => "NoExternalWrite",
         }
     }
 }

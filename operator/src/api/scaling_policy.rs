@@ -408,6 +408,11 @@ pub struct ScalingPolicyStatus {
     /// When Trimtab last changed the target's replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale_time: Option<Time>,
+    /// Another field manager's write of the target's spec.replicas after Trimtab's own (`kubectl
+    /// scale`, a GitOps sync): Trimtab holds for a window before it writes again, so it never
+    /// fights faster than once per window (condition ExternalWriteDetected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_write: Option<ExternalWrite>,
     /// The last decision and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision: Option<LastDecision>,
@@ -421,6 +426,19 @@ pub struct ScalingPolicyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// A write of the target's spec.replicas by another field manager, as Trimtab saw it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalWrite {
+    /// The field manager that owns spec.replicas (`kubectl`, `argocd-controller`, ...).
+    pub manager: String,
+    /// The count it set.
+    pub replicas: i32,
+    /// When Trimtab first saw a write by another manager since its own last write: the window it
+    /// holds for starts here.
+    pub since: Time,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 /// The first retry after a failed round.
 const FIRST_RETRY: Duration = Duration::from_secs(5);
 /// The longest wait between retries.
-const MAX_RETRY: Duration = Duration::from_secs(300);
+pub const MAX_RETRY: Duration = Duration::from_secs(300);
 
 /// A random fraction in [0, 1), good enough for jitter (std's hasher keys are random per process).
 fn random_fraction() -> f64 {
@@ -24,11 +24,16 @@ pub fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(1.0 + 0.1 * random_fraction())
 }
 
-/// The wait before retry number `failures` (1 for the first): 5 s doubling up to 5 min, each with
-/// "equal jitter" (half fixed, half random), so waits never collapse to zero and never align.
-pub fn retry_after(failures: u32) -> Duration {
+/// The wait before retry number `failures` (1 for the first) of a policy evaluated every
+/// `interval`: 5 s doubling up to the interval (and never over 5 min), each with "equal jitter"
+/// (half fixed, half random), so waits never collapse to zero and never align. Never past the
+/// interval: a failing policy is retried no more often than it first was, and no later than its
+/// next regular round would have been, so after an outage of the API server every policy is
+/// evaluated again within its interval of recovery (R10), and the retries of thousands of policies
+/// are spread like their rounds.
+pub fn retry_after(failures: u32, interval: Duration) -> Duration {
     let exponent = failures.saturating_sub(1).min(16);
-    let base = FIRST_RETRY.saturating_mul(1 << exponent).min(MAX_RETRY);
+    let base = FIRST_RETRY.saturating_mul(1 << exponent).min(MAX_RETRY).min(interval.max(Duration::from_secs(1)));
     base / 2 + (base / 2).mul_f64(random_fraction())
 }
 
@@ -48,6 +53,11 @@ impl Failures {
     pub fn clear(&self, key: &str) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
+
+    /// Forgets the policies not in `existing` (deleted ones).
+    pub fn forget_except(&self, existing: &std::collections::HashSet<String>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).retain(|key, _| existing.contains(key));
+    }
 }
 
 #[cfg(test)]
@@ -59,10 +69,22 @@ mod tests {
         for (failures, base) in [(1, 5), (2, 10), (3, 20), (7, 300), (40, 300)] {
             let base = Duration::from_secs(base);
             for _ in 0..50 {
-                let wait = retry_after(failures);
+                let wait = retry_after(failures, Duration::from_secs(3600));
                 assert!(wait >= base / 2 && wait <= base, "retry {failures}: {wait:?} outside [{:?}, {base:?}]", base / 2);
             }
         }
+    }
+
+    #[test]
+    fn a_failing_policy_is_retried_no_later_than_its_interval() {
+        let interval = Duration::from_secs(15);
+        for failures in [3, 4, 10, 40] {
+            for _ in 0..50 {
+                let wait = retry_after(failures, interval);
+                assert!(wait >= interval / 2 && wait <= interval, "retry {failures}: {wait:?}");
+            }
+        }
+        assert!(retry_after(1, interval) <= Duration::from_secs(5), "the first retry stays at 5 s");
     }
 
     #[test]

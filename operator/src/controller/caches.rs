@@ -15,14 +15,17 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Node, NodeSpec, Pod, PodSpec, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::mpsc;
 
+use super::FIELD_MANAGER;
 use super::index::{TargetIndex, target_key};
 use crate::api::{CapacityPool, ScalingPolicy};
+use crate::engine::ReplicasOwner;
 use crate::placement::webhook::deployment_of;
 
 /// The annotation `kubectl apply` writes: a whole copy of the object, read by no decision.
@@ -221,7 +224,7 @@ impl Caches {
             let (by_target, wakes) = (by_target.clone(), wakes.clone());
             move |event, store| on_policy(&by_target, &wakes, event, store)
         });
-        let deployments = watch(scoped(client, namespace), strip, {
+        let deployments = watch(scoped(client, namespace), strip_deployment, {
             let (by_target, wakes, policies) = (by_target.clone(), wakes.clone(), policies.clone());
             move |event, store| on_deployment(&by_target, &wakes, &policies, event, store)
         });
@@ -365,6 +368,10 @@ fn on_deployment(
     if !gone && spec_same {
         return;
     }
+    if gone || old.as_ref().is_some_and(|old| old.metadata.uid != deployment.metadata.uid) {
+        // A scale written to the old Deployment is not the new one's echo (R14).
+        wakes.scaling.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+    }
     let own_scale = !gone && only_replicas && wakes.own_scale(&key, replicas);
     for name in by_target.policies.get(&key) {
         let reference = ObjectRef::new(&name).within(&namespace);
@@ -403,6 +410,34 @@ fn strip<K: Resource>(object: &mut K) {
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// A Deployment without its field managers' bookkeeping, but for who owns spec.replicas: the
+/// entries kept are those that own it (R12, another writer of the replicas), their field sets dropped.
+fn strip_deployment(deployment: &mut Deployment) {
+    let entries = deployment.metadata.managed_fields.take().unwrap_or_default();
+    strip(deployment);
+    let owners: Vec<ManagedFieldsEntry> = entries
+        .into_iter()
+        .filter(|entry| entry.fields_v1.as_ref().is_some_and(|fields| fields.0["f:spec"].get("f:replicas").is_some()))
+        .map(|entry| ManagedFieldsEntry { fields_v1: None, ..entry })
+        .collect();
+    deployment.metadata.managed_fields = (!owners.is_empty()).then_some(owners);
+}
+
+/// Who owns a cached Deployment's spec.replicas (its last writer, or the appliers that share it).
+pub fn replicas_owner(deployment: &Deployment) -> ReplicasOwner {
+    let mut managers: Vec<&str> =
+        deployment.metadata.managed_fields.iter().flatten().filter_map(|entry| entry.manager.as_deref()).collect();
+    managers.sort_unstable();
+    managers.dedup();
+    if managers.contains(&FIELD_MANAGER) {
+        ReplicasOwner::Trimtab
+    } else if managers.is_empty() {
+        ReplicasOwner::Unknown
+    } else {
+        ReplicasOwner::Other(managers.join(", "))
     }
 }
 
@@ -453,6 +488,36 @@ mod tests {
         let status = pod.status.clone().unwrap_or_default();
         assert_eq!(status.conditions.map(|c| c.len()), Some(1));
         assert_eq!(status.phase, None);
+    }
+
+    #[test]
+    fn a_cached_deployment_keeps_only_who_owns_its_replicas() {
+        let deployment = |managers: serde_json::Value| -> Deployment {
+            let mut d: Deployment = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "web", "namespace": "shop", "managedFields": managers},
+                "spec": {"replicas": 3, "selector": {}, "template": {}}
+            }))
+            .expect("a deployment");
+            strip_deployment(&mut d);
+            d
+        };
+        let replicas = serde_json::json!({"f:spec": {"f:replicas": {}}});
+        let template = serde_json::json!({"f:spec": {"f:template": {"f:spec": {}}}});
+        let gitops = deployment(serde_json::json!([
+            {"manager": "argocd-controller", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": template},
+            {"manager": "gitops-fighter", "operation": "Update", "subresource": "scale", "fieldsType": "FieldsV1", "fieldsV1": replicas},
+            {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:status": {"f:replicas": {}}}}
+        ]));
+        let kept = gitops.metadata.managed_fields.clone().unwrap_or_default();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(kept[0].fields_v1, None, "the field set itself is not kept");
+        assert_eq!(replicas_owner(&gitops), ReplicasOwner::Other("gitops-fighter".into()));
+        let ours = deployment(serde_json::json!([
+            {"manager": "trimtab", "operation": "Update", "subresource": "scale", "fieldsType": "FieldsV1", "fieldsV1": replicas}
+        ]));
+        assert_eq!(replicas_owner(&ours), ReplicasOwner::Trimtab);
+        assert_eq!(replicas_owner(&deployment(serde_json::json!([]))), ReplicasOwner::Unknown);
     }
 
     #[test]

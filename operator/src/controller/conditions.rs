@@ -13,6 +13,7 @@ pub const SCALING_LIMITED: &str = "ScalingLimited";
 pub const BUDGET_LIMITED: &str = "BudgetLimited";
 pub const SPOT_FALLBACK: &str = "SpotFallback";
 pub const CONFLICT: &str = "Conflict";
+pub const EXTERNAL_WRITE_DETECTED: &str = "ExternalWriteDetected";
 
 /// A condition as the controller wants it this round.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -198,6 +198,7 @@ async fn forget_deleted_policies(ctx: Arc<Context>) {
         let existing = owned.iter().map(|p| PolicyLabels::of(p)).collect();
         let forgotten = ctx.telemetry.forget_policies_except(&existing);
         ctx.rounds.forget_except(&owned.iter().map(|p| policy_key(p)).collect());
+        ctx.failures.forget_except(&owned.iter().map(|p| policy_identity(p)).collect());
         if forgotten > 0 {
             tracing::debug!(forgotten, "removed the metric series of deleted policies");
         }
@@ -207,8 +208,9 @@ async fn forget_deleted_policies(ctx: Arc<Context>) {
 /// A failed round is retried exponentially later, with jitter (see `backoff`).
 fn error_policy(policy: Arc<ScalingPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.telemetry.reconcile_errors.inc();
-    let failures = ctx.failures.record(&policy_key(&policy));
-    let wait = backoff::retry_after(failures);
+    let failures = ctx.failures.record(&policy_identity(&policy));
+    let interval = crate::engine::Policy::from_spec(&policy.spec).map_or(backoff::MAX_RETRY, |rules| rules.interval);
+    let wait = backoff::retry_after(failures, interval);
     tracing::warn!(%error, policy = %kube::ResourceExt::name_any(policy.as_ref()), failures, retry_in = ?wait, "retrying");
     Action::requeue(wait)
 }
@@ -216,4 +218,10 @@ fn error_policy(policy: Arc<ScalingPolicy>, error: &Error, ctx: Arc<Context>) ->
 /// `namespace/name`.
 fn policy_key(policy: &ScalingPolicy) -> String {
     format!("{}/{}", kube::ResourceExt::namespace(policy).unwrap_or_default(), kube::ResourceExt::name_any(policy))
+}
+
+/// `namespace/name/uid`: a policy deleted and created again under the same name is another one,
+/// and inherits nothing kept under this key (R14).
+fn policy_identity(policy: &ScalingPolicy) -> String {
+    format!("{}/{}", policy_key(policy), kube::ResourceExt::uid(policy).unwrap_or_default())
 }

@@ -11,8 +11,8 @@ use kube::runtime::reflector::ObjectRef;
 use super::{Context, Error};
 use crate::api::{CapacityPool, ObjectiveKind, Quantity, ScalingPolicy};
 use crate::engine::{
-    ForecastRule, LoadHistory, ObjectiveRule, Observations, Policy, PolicyPools, Pricing, Requests, Sample, UnitPrice,
-    policy_pools,
+    ForecastRule, LoadHistory, ObjectiveRule, Observations, Policy, PolicyPools, Pricing, ReplicasOwner, Requests, Sample,
+    UnitPrice, policy_pools,
 };
 use crate::metrics::{QueryOutcome, RangeOutcome, query_all};
 use crate::placement::mutate::{DELETION_COST_ANNOTATION, POOL_LABEL};
@@ -27,6 +27,8 @@ pub struct Observed {
     pub resource_version: Option<String>,
     /// The target's UID: a Deployment deleted and created again under the same name is another one.
     pub target_uid: Option<String>,
+    /// Who last set the target's replicas (Trimtab or another field manager).
+    pub replicas_owner: ReplicasOwner,
     /// The target's Ready replicas.
     pub ready_replicas: i32,
     pub pricing: Pricing,
@@ -107,7 +109,19 @@ pub async fn observe(ctx: &Context, policy: &ScalingPolicy, rules: &Policy) -> R
     let ready_replicas = deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
     let resource_version = deployment.resource_version();
     let target_uid = deployment.uid();
-    Ok(Ok(Observed { replicas, resource_version, target_uid, ready_replicas, pricing, conflict, samples, placement, load }))
+    let replicas_owner = super::caches::replicas_owner(&deployment);
+    Ok(Ok(Observed {
+        replicas,
+        resource_version,
+        target_uid,
+        replicas_owner,
+        ready_replicas,
+        pricing,
+        conflict,
+        samples,
+        placement,
+        load,
+    }))
 }
 
 /// The Ready replicas of a Deployment as kube-state-metrics exports them: the default of

@@ -102,7 +102,7 @@ pub async fn reconcile(policy: Arc<ScalingPolicy>, ctx: Arc<Context>) -> Result<
     };
     ctx.telemetry.reconcile_duration.observe(started.elapsed().as_secs_f64());
     if result.is_ok() {
-        ctx.failures.clear(&super::policy_key(&policy));
+        ctx.failures.clear(&super::policy_identity(&policy));
     }
     result
 }
@@ -156,15 +156,18 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         }
     };
     let current_replicas = observed.replicas;
-    // A target deleted and created again under the same name is a new workload: the old one's
-    // recommendations and scale events must not hold or pace it.
-    let history = if previous.target_uid.is_some() && previous.target_uid != observed.target_uid {
+    // A target deleted and created again under the same name is a new workload (R14): the old one's
+    // recommendations, scale events and writers must not hold or pace it. `previous` stays what
+    // status holds, so the write that forgets them is not skipped.
+    let recreated = previous.target_uid.is_some() && previous.target_uid != observed.target_uid;
+    let base = if recreated {
         tracing::info!(policy = %policy.name_any(), namespace = ?policy.namespace(), "the target was recreated: starting a new history");
-        crate::api::History::default()
+        status::for_new_target(&previous)
     } else {
-        previous.history.clone()
+        previous.clone()
     };
-    let last_round = remembered.last_round;
+    let history = base.history.clone();
+    let last_round = if recreated { None } else { remembered.last_round };
     let (spot, doomed) = spot_report(&rules, &previous, observed.placement.as_ref(), now);
     let spot_healthy = spot.healthy;
     let current = Current {
@@ -183,13 +186,23 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         .get_or_create(&DecisionLabels { reason: decision.reason.to_string(), limited_by: decision.limited_by.to_string() })
         .inc();
 
-    // Act.
+    // Act. Another field manager's write of the replicas is answered at most once per window.
+    let external = engine::arbitrate(
+        &rules,
+        base.external_write.as_ref(),
+        base.last_scale_time.as_ref().map(|t| t.0),
+        &observed.replicas_owner,
+        current_replicas,
+        now,
+    );
     let hold = if let Some(message) = observed.conflict {
         Hold::Conflict(message)
     } else if policy.annotations().get(PAUSED_ANNOTATION).is_some_and(|v| v == "true") {
         Hold::Paused
     } else if rules.mode == Mode::DryRun {
         Hold::DryRun
+    } else if let Some(until) = external.hold_until {
+        Hold::External(until)
     } else {
         Hold::None
     };
@@ -211,8 +224,9 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
             spot: spot.clone(),
             has_budget: rules.budget.is_some(),
             scaled: applied_change != 0,
+            external: &external,
         };
-        let (mut status, flips) = status::decided(&previous, &round, history);
+        let (mut status, flips) = status::decided(&base, &round, history);
         status.target_uid = observed.target_uid.clone();
         (status, flips)
     };
@@ -234,7 +248,10 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
                     limited_by = %decision.limited_by,
                     "scaled"
                 );
-                let note = format!("Scaled {target} from {current_replicas} to {}: {message}", decision.desired_replicas);
+                let mut note = format!("Scaled {target} from {current_replicas} to {}: {message}", decision.desired_replicas);
+                if let Some(write) = &external.external_write {
+                    note.push_str(&format!(" (re-asserted after {} set {})", write.manager, write.replicas));
+                }
                 publish(ctx, policy, EventType::Normal, decision.reason, note).await;
             }
             Err(error) => {

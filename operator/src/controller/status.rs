@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::conditions::{self, Flip, Wanted};
 use crate::api::{LastDecision, ObjectiveState, ObjectiveStatus, PlacementStatus, Reason, ScalingPolicyStatus, format_decimal};
-use crate::engine::{DataCompleteness, Decision};
+use crate::engine::{Arbitration, DataCompleteness, Decision};
 
 /// Why writes are held back this round, if they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,8 @@ pub enum Hold {
     DryRun,
     Paused,
     Conflict(String),
+    /// Another field manager set the target's replicas: no write until this time (R12).
+    External(Timestamp),
 }
 
 /// What a decided round reports.
@@ -29,6 +31,8 @@ pub struct Round<'a> {
     pub has_budget: bool,
     /// The target's replicas were changed this round.
     pub scaled: bool,
+    /// What Trimtab makes of other writers of the target's replicas (see `engine::arbitrate`).
+    pub external: &'a Arbitration,
 }
 
 /// Spot health and the pods actually on each pool, when the policy places replicas.
@@ -83,6 +87,7 @@ pub fn decided(previous: &ScalingPolicyStatus, round: &Round, history: crate::ap
     if round.scaled {
         status.last_scale_time = Some(Time(round.now));
     }
+    status.external_write = round.external.external_write.clone();
 
     let fresh_message = decision.reasons.first().map(|s| s.message.clone()).unwrap_or_default();
     let last = LastDecision {
@@ -163,13 +168,18 @@ fn wanted_conditions(round: &Round, decision_message: &str) -> Vec<Wanted> {
             (Reason::Paused, format!("paused by the trimtab.dev/paused annotation: would scale to {}", decision.desired_replicas))
         }
         Hold::Conflict(message) => (Reason::ConflictingAutoscaler, format!("not scaling: {message}")),
+        Hold::External(until) => {
+            (Reason::ExternalWrite, format!("another field manager set the replicas: not writing until {until}"))
+        }
     };
+    // A hold for an external write is a pause in scaling, not a stop: it keeps ScalingActive (and
+    // Ready) True, so a writer that comes back every cycle flips nothing.
     let scaling_active = match (round.hold, decision.reason) {
-        (Hold::None, Reason::ScalingDisabled) => false,
-        (Hold::None, _) => true,
+        (Hold::None | Hold::External(_), Reason::ScalingDisabled) => false,
+        (Hold::None | Hold::External(_), _) => true,
         _ => false,
     };
-    let scaling_reason = if decision.reason == Reason::ScalingDisabled && *round.hold == Hold::None {
+    let scaling_reason = if decision.reason == Reason::ScalingDisabled && matches!(round.hold, Hold::None | Hold::External(_)) {
         Reason::ScalingDisabled
     } else {
         active_reason
@@ -211,6 +221,15 @@ fn wanted_conditions(round: &Round, decision_message: &str) -> Vec<Wanted> {
         Hold::Conflict(message) => wanted(conditions::CONFLICT, true, Reason::ConflictingAutoscaler, message.clone()),
         _ => wanted(conditions::CONFLICT, false, Reason::NoConflict, "no other autoscaler scales the target".into()),
     };
+    let external = match &round.external.message {
+        Some(message) => wanted(conditions::EXTERNAL_WRITE_DETECTED, true, Reason::ExternalWrite, message.clone()),
+        None => wanted(
+            conditions::EXTERNAL_WRITE_DETECTED,
+            false,
+            Reason::NoExternalWrite,
+            "no other field manager has set the target's replicas since Trimtab did".into(),
+        ),
+    };
     let ready = match round.hold {
         Hold::Conflict(message) => wanted(conditions::READY, false, Reason::ConflictingAutoscaler, message.clone()),
         _ => wanted(conditions::READY, true, active_reason, active_message.clone()),
@@ -223,6 +242,7 @@ fn wanted_conditions(round: &Round, decision_message: &str) -> Vec<Wanted> {
         budget,
         spot,
         conflict,
+        external,
     ]
 }
 
@@ -234,6 +254,18 @@ fn missing(decision: &Decision) -> String {
         .map(|o| format!("{}: {}", o.name, o.absent.map_or("no value", |a| a.as_str())))
         .collect();
     format!("cannot read {}; never scaling down on missing data", parts.join(", "))
+}
+
+/// What a policy keeps when its target was deleted and created again under the same name: nothing
+/// that belongs to the old workload (its history, its last scale, its other writers).
+pub fn for_new_target(previous: &ScalingPolicyStatus) -> ScalingPolicyStatus {
+    ScalingPolicyStatus {
+        history: crate::api::History::default(),
+        last_scale_time: None,
+        external_write: None,
+        target_uid: None,
+        ..previous.clone()
+    }
 }
 
 /// The status of a round that could not decide (an invalid policy, a missing target).
@@ -259,6 +291,8 @@ mod tests {
     use super::*;
     use crate::api::{History, ObjectiveKind};
     use crate::engine::{ObjectiveOutcome, Step};
+
+    static NO_EXTERNAL_WRITE: Arbitration = Arbitration { external_write: None, hold_until: None, message: None };
 
     fn decision(desired: i32, reason: Reason, limited_by: Reason) -> Decision {
         Decision {
@@ -294,6 +328,7 @@ mod tests {
             spot: SpotReport { healthy: true, ..SpotReport::default() },
             has_budget: false,
             scaled: false,
+            external: &NO_EXTERNAL_WRITE,
         }
     }
 
@@ -369,6 +404,7 @@ mod tests {
                 spot: SpotReport { healthy: true, ..SpotReport::default() },
                 has_budget: false,
                 scaled: false,
+                external: &NO_EXTERNAL_WRITE,
             };
             let (next, flips) = decided(&status, &round, history);
             if i > 0 {
@@ -409,6 +445,52 @@ mod tests {
         assert_eq!(condition("Conflict"), Some(("True".into(), "ConflictingAutoscaler".into())));
         assert_eq!(condition("Ready"), Some(("False".into(), "ConflictingAutoscaler".into())));
         assert_eq!(condition("ScalingActive"), Some(("False".into(), "ConflictingAutoscaler".into())));
+    }
+
+    #[test]
+    fn a_recreated_target_starts_without_the_old_ones_history_last_scale_or_writers() {
+        let at = |s: i64| Time(Timestamp::from_second(1_700_000_000 + s).expect("timestamp"));
+        let old = ScalingPolicyStatus {
+            target_uid: Some("old-uid".into()),
+            last_scale_time: Some(at(0)),
+            external_write: Some(crate::api::ExternalWrite { manager: "kubectl".into(), replicas: 3, since: at(5) }),
+            history: History {
+                recommendations: vec![crate::api::Recommendation::at(at(0), 4)],
+                scale_events: vec![crate::api::ScaleEvent::applied(at(0), 2)],
+            },
+            desired_replicas: Some(4),
+            ..ScalingPolicyStatus::default()
+        };
+        let fresh = for_new_target(&old);
+        assert_eq!(fresh.history, History::default());
+        assert_eq!((fresh.last_scale_time, fresh.external_write, fresh.target_uid), (None, None, None));
+        assert_eq!(fresh.desired_replicas, Some(4), "what describes the policy itself stays until the round replaces it");
+    }
+
+    #[test]
+    fn an_external_write_is_a_true_condition_naming_the_manager_while_scaling_stays_active() {
+        let d = decision(7, Reason::ObjectiveBreached, Reason::DesiredWithinRange);
+        let until = Timestamp::from_second(1_700_000_300).expect("timestamp");
+        let external = Arbitration {
+            external_write: None,
+            hold_until: Some(until),
+            message: Some("spec.replicas was set to 3 by gitops-fighter, not Trimtab".into()),
+        };
+        let hold = Hold::External(until);
+        let mut held = round(&d, &hold, 0);
+        held.external = &external;
+        let (status, flips) = decided(&ScalingPolicyStatus::default(), &held, History::default());
+        let condition = |t: &str| status.conditions.iter().find(|c| c.type_ == t).expect(t).clone();
+        let detected = condition("ExternalWriteDetected");
+        assert_eq!((detected.status.as_str(), detected.reason.as_str()), ("True", "ExternalWrite"));
+        assert!(detected.message.contains("gitops-fighter"));
+        assert_eq!(condition("ScalingActive").status, "True", "a hold is a pause, not a stop");
+        assert_eq!(condition("Ready").status, "True");
+        let flip = flips.iter().find(|f| f.type_ == "ExternalWriteDetected").expect("it appeared");
+        assert!(conditions::is_warning(flip), "an external write is a Warning Event");
+        let (quiet, _) = decided(&ScalingPolicyStatus::default(), &round(&d, &Hold::None, 0), History::default());
+        let none = quiet.conditions.iter().find(|c| c.type_ == "ExternalWriteDetected").expect("always reported");
+        assert_eq!((none.status.as_str(), none.reason.as_str()), ("False", "NoExternalWrite"));
     }
 
     #[test]

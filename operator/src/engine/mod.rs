@@ -8,6 +8,7 @@
 mod behavior;
 mod budget;
 mod decision;
+mod external;
 mod forecast;
 mod history;
 mod observation;
@@ -20,6 +21,7 @@ use jiff::Timestamp;
 
 pub use budget::cost_per_hour;
 pub use decision::*;
+pub use external::{Arbitration, MIN_HOLD_SECONDS, ReplicasOwner, arbitrate, hold_window};
 pub use forecast::{CapacityBasis, LearnedCapacity, LoadForecast, LoadHistory, Plan, plan};
 pub use history::{recall, remember};
 pub use observation::{Absence, Sample};

@@ -35,8 +35,9 @@ pub struct WebhookState {
     ledger: Mutex<Ledger>,
 }
 
-/// Recent assignments per workload (namespace, Deployment): the pod cache has not seen them yet.
-type Ledger = HashMap<(String, String), Vec<(Pool, Instant)>>;
+/// Recent assignments per workload (namespace, Deployment, its UID: a Deployment created again under
+/// the same name counts none of the old one's): the pod cache has not seen them yet.
+type Ledger = HashMap<(String, String, String), Vec<(Pool, Instant)>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -91,8 +92,11 @@ impl WebhookState {
         let spot_healthy = status.placement.as_ref().is_none_or(|p| p.spot_healthy);
         let desired = status.desired_replicas.unwrap_or(rules.min_replicas);
 
-        let key = (namespace.to_owned(), deployment.clone());
+        let uid = self.caches.deployments.get(&ObjectRef::new(&deployment).within(namespace)).and_then(|d| d.uid());
+        let key = (namespace.to_owned(), deployment.clone(), uid.unwrap_or_default());
         let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        // Workloads with nothing in flight any more (deleted, or recreated under a new UID) go.
+        ledger.retain(|_, recent| recent.iter().any(|(_, at)| at.elapsed() < IN_FLIGHT));
         let recent = ledger.entry(key).or_default();
         recent.retain(|(_, at)| at.elapsed() < IN_FLIGHT);
         let mut existing = Split { spot: 0, on_demand: 0 };
