@@ -6,6 +6,7 @@
 
 pub mod appsim;
 pub mod cluster;
+pub mod lazyapp;
 pub mod operator;
 pub mod placement;
 pub mod policy;
