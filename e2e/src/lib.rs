@@ -10,6 +10,7 @@ pub mod lazyapp;
 pub mod operator;
 pub mod placement;
 pub mod policy;
+pub mod prometheus;
 pub mod proxy;
 
 use std::future::Future;

@@ -18,6 +18,8 @@ pub enum Kind {
 
 #[derive(Debug, Clone, Default)]
 struct Child {
+    /// The labels as the exposition writes them (`a="x",b="y"`), once: a scrape writes many lines.
+    rendered: String,
     /// A counter's or gauge's value; a histogram's sum.
     value: f64,
     /// A histogram's observations at or under each bound (fractional shares of a batch add up; the
@@ -56,7 +58,11 @@ impl Registry {
             .find(|f| f.name == name)
             .unwrap_or_else(|| panic!("metric family {name} is used before it is declared"));
         let bounds = family.bounds.len();
-        family.children.entry(labels).or_insert_with(|| Child { cumulative: vec![0.0; bounds], ..Child::default() })
+        family.children.entry(labels).or_insert_with_key(|labels| Child {
+            rendered: labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect::<Vec<_>>().join(","),
+            cumulative: vec![0.0; bounds],
+            ..Child::default()
+        })
     }
 
     /// Counts `n` events; `n == 0` creates nothing, as an `Inc()` that never happened.
@@ -95,22 +101,25 @@ impl Registry {
                 Kind::Histogram => "histogram",
             };
             let _ = writeln!(out, "# HELP {} {}\n# TYPE {} {kind}", family.name, family.help, family.name);
-            for (labels, child) in &family.children {
+            // Bounds as Go's and Java's exporters write them: the shortest decimal that round-trips.
+            let les: Vec<String> = family.bounds.iter().map(|b| format!("{b}")).collect();
+            for child in family.children.values() {
+                let (name, labels) = (family.name, &child.rendered);
+                let (open, close, comma) = if labels.is_empty() { ("", "", "") } else { ("{", "}", ",") };
                 match family.kind {
                     Kind::Counter | Kind::Gauge => {
-                        let _ = writeln!(out, "{}{} {}", family.name, braces(labels, None), child.value);
+                        let _ = writeln!(out, "{name}{open}{labels}{close} {}", child.value);
                     }
                     Kind::Histogram => {
                         // Monotonic across buckets even where the CDF's floors are not.
                         let mut floor = 0u64;
-                        for (bound, cumulative) in family.bounds.iter().zip(&child.cumulative) {
+                        for (le, cumulative) in les.iter().zip(&child.cumulative) {
                             floor = floor.max((cumulative.floor() as u64).min(child.count));
-                            let le = format_bound(*bound);
-                            let _ = writeln!(out, "{}_bucket{} {floor}", family.name, braces(labels, Some(&le)));
+                            let _ = writeln!(out, "{name}_bucket{{{labels}{comma}le=\"{le}\"}} {floor}");
                         }
-                        let _ = writeln!(out, "{}_bucket{} {}", family.name, braces(labels, Some("+Inf")), child.count);
-                        let _ = writeln!(out, "{}_sum{} {}", family.name, braces(labels, None), child.value);
-                        let _ = writeln!(out, "{}_count{} {}", family.name, braces(labels, None), child.count);
+                        let _ = writeln!(out, "{name}_bucket{{{labels}{comma}le=\"+Inf\"}} {}", child.count);
+                        let _ = writeln!(out, "{name}_sum{open}{labels}{close} {}", child.value);
+                        let _ = writeln!(out, "{name}_count{open}{labels}{close} {}", child.count);
                     }
                 }
             }
@@ -119,19 +128,7 @@ impl Registry {
     }
 }
 
-/// A bucket bound as Go's and Java's exporters write it: shortest round-trip decimal.
-fn format_bound(bound: f64) -> String {
-    format!("{bound}")
-}
-
-fn braces(labels: &Labels, le: Option<&str>) -> String {
-    let mut parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
-    if let Some(le) = le {
-        parts.push(format!("le=\"{le}\""));
-    }
-    if parts.is_empty() { String::new() } else { format!("{{{}}}", parts.join(",")) }
-}
-
+/// A label value as the text format escapes it.
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
