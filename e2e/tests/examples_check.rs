@@ -32,14 +32,22 @@ const ERROR_RATIO: f64 = 0.05;
 const FULL_WINDOW_DEADLINE: Duration = Duration::from_secs(300);
 
 /// The Deployments the examples target, and their load (requests or messages per second).
-const SERVICES: [(&str, &str, f64); 5] =
-    [("shop", "checkout", 100.0), ("shop", "catalog", 80.0), ("shop", "search", 120.0), ("shop", "web", 90.0), ("billing", "invoice-worker", 40.0)];
+const SERVICES: [(&str, &str, f64); 5] = [
+    ("shop", "checkout", 100.0),
+    ("shop", "catalog", 80.0),
+    ("shop", "search", 120.0),
+    ("shop", "web", 90.0),
+    ("billing", "invoice-worker", 40.0),
+];
 /// invoice-worker consumes the invoices topic two seconds behind: its lag is 2 × 40 messages.
 const WORKER_BACKLOG_SECONDS: f64 = 2.0;
 
 fn service(name: &str, rps: f64, error_ratio: f64) -> Service {
-    let worker = (name == "invoice-worker")
-        .then(|| Worker { topic: "invoices".into(), partitions: 12, backlog_seconds: WORKER_BACKLOG_SECONDS });
+    let worker = (name == "invoice-worker").then(|| Worker {
+        topic: "invoices".into(),
+        partitions: 12,
+        backlog_seconds: WORKER_BACKLOG_SECONDS,
+    });
     Service { error_ratio, worker, ..Service::web(rps, REPLICAS) }
 }
 
@@ -83,7 +91,10 @@ async fn wait_for_full_windows(world: &World) {
         let worker = world.prometheus.value(r#"sum(rate(queue_messages_consumed_total{queue="invoices"}[2m]))"#).await;
         match (web, worker) {
             (Some(web), Some(worker)) if web >= 0.97 * 100.0 && worker >= 0.97 * 40.0 => Ok(()),
-            other => Err(format!("checkout and invoice-worker rates {other:?}; Prometheus log tail: {}", tail(&world.prometheus.log()))),
+            other => Err(format!(
+                "checkout and invoice-worker rates {other:?}; Prometheus log tail: {}",
+                tail(&world.prometheus.log())
+            )),
         }
     })
     .await;
@@ -127,11 +138,18 @@ fn example_policies() -> Vec<Example> {
                 Some(_) => continue,
                 None => document.get("policy").cloned().unwrap_or_else(|| panic!("{file}: neither an object nor a situation")),
             };
-            examples.push(Example { resource: from_value_strict(&file, policy).unwrap_or_else(|e| panic!("{e}")), file: file.clone() });
+            examples.push(Example {
+                resource: from_value_strict(&file, policy).unwrap_or_else(|e| panic!("{e}")),
+                file: file.clone(),
+            });
         }
     }
     let recipes = examples.iter().filter(|e| e.file.starts_with("recipes/")).count();
-    assert!(recipes >= 6 && examples.len() >= 13, "expected the examples and the recipes, found {} ({recipes} recipes)", examples.len());
+    assert!(
+        recipes >= 6 && examples.len() >= 13,
+        "expected the examples and the recipes, found {} ({recipes} recipes)",
+        examples.len()
+    );
     examples
 }
 
@@ -145,7 +163,8 @@ async fn check(url: &str, example: &Example, replicas: i32) -> (bool, Value) {
     let flags = Flags::parse_from(["trimtab-check", "--prometheus-url", url]);
     let client = PrometheusClient::new(flags.prometheus.settings()).expect("a Prometheus client");
     let policy = Policy::from_spec(&example.resource.spec).unwrap_or_else(|e| panic!("{}: {e}", example.file));
-    let current = Current { replicas, ready_replicas: None, consecutive_failures: 0, spot_healthy: true, pricing: Pricing::default() };
+    let current =
+        Current { replicas, ready_replicas: None, consecutive_failures: 0, spot_healthy: true, pricing: Pricing::default() };
     let checked = trimtab::cli::check::check(&client, &policy, current.clone()).await;
     let report = checked.report(current, "--current".into());
     let exits_zero = report.objectives.iter().all(|o| o.usable());
@@ -188,7 +207,7 @@ async fn every_example_checks_clean_against_a_healthy_app_and_scales_it_down_whe
             failures.push(format!("{what}: warned about: {}", report["warnings"]));
         }
         let desired = report["decision"]["desiredReplicas"].as_i64();
-        if !desired.is_some_and(|d| d < i64::from(current)) {
+        if desired.is_none_or(|d| d >= i64::from(current)) {
             failures.push(format!(
                 "{what}: healthy on {current} replicas, more than its load needs, but decides {desired:?}: {}",
                 report["decision"]
@@ -211,7 +230,10 @@ async fn every_error_rate_objective_reads_the_injected_errors_above_its_target()
             checked += 1;
             let (value, target) = (objective["value"].as_f64(), objective["target"].as_f64().unwrap_or(f64::NAN));
             if !value.is_some_and(|v| v > target && (v - ERROR_RATIO).abs() <= 0.2 * ERROR_RATIO) {
-                failures.push(format!("{}: error-rate reads {value:?} with {ERROR_RATIO} of requests failing: {objective}", example.file));
+                failures.push(format!(
+                    "{}: error-rate reads {value:?} with {ERROR_RATIO} of requests failing: {objective}",
+                    example.file
+                ));
             }
         }
     }
@@ -220,6 +242,12 @@ async fn every_error_rate_objective_reads_the_injected_errors_above_its_target()
 }
 
 fn objective_query(example: &Example, objective: &Value) -> String {
-    example.resource.spec.objectives.iter().find(|o| objective["name"] == o.name.as_str()).map(|o| o.query.clone()).unwrap_or_default()
+    example
+        .resource
+        .spec
+        .objectives
+        .iter()
+        .find(|o| objective["name"] == o.name.as_str())
+        .map(|o| o.query.clone())
+        .unwrap_or_default()
 }
-

@@ -15,7 +15,10 @@ use clap::Parser;
 use trimtab_e2e::lazyapp::App;
 
 #[derive(Parser)]
-#[command(name = "lazyapp", about = "A simulated app whose series appear at their first observation, as client libraries export them")]
+#[command(
+    name = "lazyapp",
+    about = "A simulated app whose series appear at their first observation, as client libraries export them"
+)]
 struct Args {
     /// Address to serve /metrics and PUT /services/{namespace}/{name} on.
     #[arg(long, default_value = "127.0.0.1:18081")]
