@@ -7,9 +7,11 @@
 pub mod alerting;
 pub mod appsim;
 pub mod cluster;
+pub mod lazyapp;
 pub mod operator;
 pub mod placement;
 pub mod policy;
+pub mod prometheus;
 pub mod proxy;
 pub mod tcp_proxy;
 

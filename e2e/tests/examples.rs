@@ -4,7 +4,7 @@
 //! pools of the same name that something else relies on are never touched.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -17,12 +17,23 @@ use trimtab_e2e::{eventually, repo_root};
 
 const FIELD_MANAGER: &str = "trimtab-e2e-examples";
 
+/// Every Kubernetes object file under examples/, recipes/ and simulate/ included; situations/ holds
+/// `trimtab decide` inputs, not objects.
 fn example_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join("examples"))
-        .expect("examples/ is readable")
-        .map(|entry| entry.expect("a directory entry").path())
-        .filter(|path| path.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-        .collect();
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("examples/ is readable") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|name| name != "situations") {
+                    walk(&path, found);
+                }
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                found.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&repo_root().join("examples"), &mut files);
     files.sort();
     files
 }
@@ -40,10 +51,11 @@ async fn every_example_is_accepted_by_the_api_server() {
         let documents: Vec<DynamicObject> =
             serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
         for object in documents {
-            objects.push((path.file_name().unwrap().to_string_lossy().into_owned(), object));
+            let file = path.strip_prefix(repo_root().join("examples")).unwrap_or(&path).display().to_string();
+            objects.push((file, object));
         }
     }
-    assert!(objects.len() >= 6, "expected the bundled examples, found {} objects", objects.len());
+    assert!(objects.len() >= 14, "expected the bundled examples and recipes, found {} objects", objects.len());
 
     // The namespaces the examples live in (shop, billing): created when missing, deleted after.
     let namespaces: Api<Namespace> = Api::all(client.clone());

@@ -103,7 +103,9 @@ pub struct ObjectiveReport {
 }
 
 impl ObjectiveReport {
-    fn usable(&self) -> bool {
+    /// A number to decide on (or an absence the objective reads as 0): what exit status 0 needs of
+    /// every objective.
+    pub fn usable(&self) -> bool {
         self.value.is_some() && self.rejected.is_none()
     }
 }
