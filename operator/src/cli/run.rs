@@ -21,8 +21,9 @@ pub struct PrometheusArgs {
     /// How long one Prometheus query may take.
     #[arg(long, env = "PROMETHEUS_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub prometheus_timeout: Duration,
-    /// A sample older than this counts as Stale.
-    #[arg(long, env = "PROMETHEUS_STALENESS", default_value = "5m", value_parser = parse_duration)]
+    /// A value whose query reads a series not written for longer than this is Stale. Keep it above
+    /// the longest scrape interval or relay delay and below Prometheus's lookback delta (5m).
+    #[arg(long, env = "PROMETHEUS_STALENESS", default_value = "2m", value_parser = parse_duration)]
     pub prometheus_staleness: Duration,
     /// A file holding a bearer token (mounted from a Secret).
     #[arg(long, env = "PROMETHEUS_BEARER_TOKEN_FILE")]

@@ -1,6 +1,7 @@
 //! Reading service-level indicators from Prometheus: one client behind a trait, strict parsing into
 //! a number or a typed absence, and one request per distinct query per round.
 
+mod freshness;
 mod prometheus;
 pub mod promql;
 
@@ -10,6 +11,7 @@ use std::pin::Pin;
 
 pub use prometheus::{
     DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES, PrometheusClient, PrometheusSettings, QueryReport, SettingsError,
+    classify, parse_range,
 };
 
 use crate::engine::{Observations, Policy, Sample};
