@@ -108,6 +108,8 @@ pub struct Telemetry {
     pub objective_target: Family<ObjectiveLabels, Gauge<f64, AtomicU64>>,
     /// 1 on the replica that leads.
     leader: Gauge,
+    /// Unix seconds at which the webhook's serving certificate expires (0 without the webhook).
+    pub webhook_certificate_expiry: Gauge,
     /// The series each policy has, so that a deleted policy's can be removed.
     series: Mutex<HashMap<PolicyLabels, PolicySeries>>,
     /// This replica holds the leader Lease and runs the controller.
@@ -177,6 +179,12 @@ impl Default for Telemetry {
         registry.register("objective_target", "The objective's target", objective_target.clone());
         let leader = Gauge::default();
         registry.register("leader", "1 on the replica that holds the leader Lease and runs the controller", leader.clone());
+        let webhook_certificate_expiry = Gauge::default();
+        registry.register(
+            "webhook_certificate_expiry_timestamp_seconds",
+            "When the certificate the placement webhook presents expires (Unix seconds)",
+            webhook_certificate_expiry.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
         registry.register("build_info", "The running build, as its version label", build_info);
@@ -189,6 +197,7 @@ impl Default for Telemetry {
             objective_value,
             objective_target,
             leader,
+            webhook_certificate_expiry,
             series: Mutex::new(HashMap::new()),
             reconcile_duration,
             reconcile_errors,
