@@ -9,13 +9,14 @@ test: fmt-check lint workflow-lint unit chart-lint e2e
 unit:
     cargo test --workspace --all-targets --locked
 
-# Wide random exploration, not part of `test`: every property test on a random seed (printed first;
+# Wide random exploration, not part of `test`: every property test and the input fuzzers (situations,
+# Prometheus answers, AdmissionReviews: tests/fuzz_inputs.rs) on a random seed (printed first;
 # set PROPTEST_RNG_SEED to replay one) with many more cases. Failures are saved to the
 # *.proptest-regressions files beside the tests: commit them, and `test` replays them forever.
 fuzz cases="50000":
     seed="${PROPTEST_RNG_SEED:-$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')}"; \
     echo "fuzz: PROPTEST_RNG_SEED=$seed PROPTEST_CASES={{cases}}"; \
-    PROPTEST_RNG_SEED="$seed" PROPTEST_CASES={{cases}} cargo test --release --locked -p trimtab --test properties --test hpa_timelines
+    PROPTEST_RNG_SEED="$seed" PROPTEST_CASES={{cases}} cargo test --release --locked -p trimtab --test properties --test hpa_timelines --test fuzz_inputs
 
 # Clippy on everything, warnings are errors.
 lint:

@@ -24,6 +24,8 @@ const READY_DEADLINE: Duration = Duration::from_secs(90);
 
 /// checkout: 100 requests/s, all 200 (no 5xx series yet), latency mostly under 100 ms (p99 about 195 ms).
 /// idle: the same families, standing still (no traffic). queue_depth: two partitions.
+/// relayed_queue_depth: a series relayed with its own timestamps (as federation and remote-write
+/// keep them) from a source [`RELAY_LAG`] behind: Prometheus ingests it as written that long ago.
 fn metrics_text(elapsed: f64) -> String {
     let count = (elapsed * 100.0).floor();
     let bucket = |le: &str, share: f64| {
@@ -43,8 +45,15 @@ fn metrics_text(elapsed: f64) -> String {
     }
     text.push_str("http_request_duration_seconds_sum{app=\"idle\"} 2.5\nhttp_request_duration_seconds_count{app=\"idle\"} 42\n");
     text.push_str("# TYPE queue_depth gauge\nqueue_depth{partition=\"0\"} 5\nqueue_depth{partition=\"1\"} 7\n");
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let written_ms = now_ms.saturating_sub(RELAY_LAG.as_millis());
+    text.push_str(&format!("# TYPE relayed_queue_depth gauge\nrelayed_queue_depth 40 {written_ms}\n"));
     text
 }
+
+/// How far behind the relayed series is: within Prometheus's 5m lookback (so an instant query
+/// still returns it), past the default staleness bound of 2m.
+const RELAY_LAG: Duration = Duration::from_secs(150);
 
 // ---- Prometheus, owned by the tests ----
 
@@ -87,7 +96,9 @@ fn wait_until_ready(prometheus: &Prometheus) {
             let rate = client.report(r#"sum(rate(http_requests_total{app="checkout"}[5s]))"#).await;
             let idle = client.report(IDLE_P99).await;
             let intervals = client.scrape_intervals().await.unwrap_or_default();
+            let relayed = client.report("relayed_queue_depth").await;
             matches!(rate.outcome, QueryOutcome::Sample(Sample::Value(v)) if v > 60.0)
+                && relayed.series == Some(1)
                 && idle.outcome == QueryOutcome::Sample(Sample::Absent(Absence::NaN))
                 && intervals.contains_key("app")
         });
@@ -284,6 +295,31 @@ fn the_text_report_names_each_objective_its_warnings_and_the_decision() {
     assert!(text.contains("rps-per-replica (AverageValue, target 60): "), "{text}");
     assert!(text.contains(" from 1 series; proposes 2"), "{text}");
     assert!(text.contains("Decision: 2 -> 2 replicas"), "{text}");
+}
+
+#[test]
+fn a_series_not_written_for_longer_than_the_staleness_bound_is_stale_and_never_scales_down() {
+    let Some(prometheus) = prometheus() else { return };
+    let objectives = json!([
+        {"name": "relayed-depth", "kind": "AverageValue", "query": "sum(relayed_queue_depth)", "target": "10"},
+        {"name": "depth", "kind": "AverageValue", "query": "sum(queue_depth)", "target": "10"},
+        // A standing counter is a series still scraped, whose value happens not to change: a value.
+        {"name": "idle-total", "kind": "AverageValue", "query": r#"sum(http_requests_total{app="idle"})"#, "target": "100"}
+    ]);
+    let output = check(&prometheus.url, &policy(objectives.clone()), &["--current", "6", "-o", "json"]);
+    let report = json_report(&output);
+    let relayed = objective(&report, "relayed-depth");
+    assert_eq!((relayed["absent"].clone(), relayed["series"].clone()), (json!("Stale"), json!(1)), "{relayed}");
+    assert_eq!(objective(&report, "depth")["value"], json!(12.0));
+    assert_eq!(objective(&report, "idle-total")["value"], json!(42.0));
+    assert_eq!(report["decision"]["desiredReplicas"], json!(6), "40 at 10 per replica would be 4: {}", report["decision"]);
+    assert_eq!(output.status.code(), Some(1), "an objective has no usable value");
+
+    // A bound longer than the lag: the same series is a value, and the policy scales down on it.
+    let output = check(&prometheus.url, &policy(objectives), &["--current", "6", "-o", "json", "--prometheus-staleness", "4m"]);
+    let report = json_report(&output);
+    assert_eq!(objective(&report, "relayed-depth")["value"], json!(40.0), "{report}");
+    assert_eq!(report["decision"]["desiredReplicas"], json!(4), "{}", report["decision"]);
 }
 
 #[test]

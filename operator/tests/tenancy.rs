@@ -361,7 +361,8 @@ fn the_operators_queries_are_confined_and_carry_the_tenant_header_and_the_token(
 
     let forwarded = proxy.take();
     assert!(forwarded.iter().any(|f| f.path == "/api/v1/query_range"), "the forecast's range queries went through");
-    assert_eq!(queries(&forwarded).len(), 4);
+    // Two objectives, the age query of each (staleness, derived from the confined text) and two ranges.
+    assert_eq!(queries(&forwarded).len(), 6, "{:?}", queries(&forwarded));
     for request in &forwarded {
         assert_confined(request.query.as_deref().expect("a query"));
         assert!(!request.answer.contains(NAMESPACE_B), "{}", request.answer);

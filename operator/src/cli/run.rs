@@ -20,8 +20,9 @@ pub struct PrometheusArgs {
     /// How long one Prometheus query may take.
     #[arg(long, env = "PROMETHEUS_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub prometheus_timeout: Duration,
-    /// A sample older than this counts as Stale.
-    #[arg(long, env = "PROMETHEUS_STALENESS", default_value = "5m", value_parser = parse_duration)]
+    /// A value whose query reads a series not written for longer than this is Stale. Keep it above
+    /// the longest scrape interval or relay delay and below Prometheus's lookback delta (5m).
+    #[arg(long, env = "PROMETHEUS_STALENESS", default_value = "2m", value_parser = parse_duration)]
     pub prometheus_staleness: Duration,
     /// A file holding a bearer token (mounted from a Secret).
     #[arg(long, env = "PROMETHEUS_BEARER_TOKEN_FILE")]
@@ -175,6 +176,8 @@ pub enum RunError {
     Certificate(#[from] crate::placement::certs::CertError),
     #[error("webhook: {0}")]
     Webhook(#[from] crate::placement::webhook::WebhookError),
+    #[error("webhook certificate: {0}")]
+    Tls(#[from] crate::placement::tls::TlsError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("caches: {0}")]
@@ -222,7 +225,7 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
     let watched = (!args.namespace.is_empty()).then(|| args.namespace.clone());
     let caches = Caches::start(&client, watched.as_deref()).await?;
     if args.webhook {
-        start_webhook(&args, &client, &caches).await?;
+        start_webhook(&args, &client, &caches, &telemetry).await?;
     }
 
     let _ = telemetry.policies.set(caches.policies.clone());
@@ -280,13 +283,19 @@ async fn serve_http(addr: SocketAddr, router: axum::Router, what: &'static str) 
     Ok(())
 }
 
-/// Caches of policies, placed pods and pools for the webhook, and its TLS server.
-async fn start_webhook(args: &RunArgs, client: &kube::Client, caches: &Caches) -> Result<(), RunError> {
-    use crate::placement::{certs, webhook};
+/// Caches of policies, placed pods and pools for the webhook, and its TLS server, whose certificate
+/// is reloaded when cert-manager rewrites the files, or renewed before it expires when self-managed.
+async fn start_webhook(args: &RunArgs, client: &kube::Client, caches: &Caches, telemetry: &Telemetry) -> Result<(), RunError> {
+    use crate::placement::{certs, tls, webhook};
 
     let namespace = &args.leader_election_namespace;
-    let cert = match &args.webhook_cert_dir {
-        Some(dir) => certs::from_dir(dir)?,
+    let expiry = telemetry.webhook_certificate_expiry.clone();
+    let keys = match &args.webhook_cert_dir {
+        Some(dir) => {
+            let keys = tls::ServingKeys::new(&certs::from_dir(dir)?, expiry)?;
+            tls::watch_dir(dir.clone(), keys.clone(), tls::FILE_POLL);
+            keys
+        }
         None => {
             let service = &args.webhook_service_name;
             let names = vec![
@@ -296,11 +305,20 @@ async fn start_webhook(args: &RunArgs, client: &kube::Client, caches: &Caches) -
             ];
             let cert = certs::ensure(client, namespace, &args.webhook_secret_name, &names, jiff::Timestamp::now()).await?;
             certs::publish_ca_bundle(client, &args.webhook_configuration_name, &cert.ca_pem).await?;
-            cert
+            let keys = tls::ServingKeys::new(&cert, expiry)?;
+            let managed = tls::SelfManaged {
+                client: client.clone(),
+                namespace: namespace.clone(),
+                secret_name: args.webhook_secret_name.clone(),
+                names,
+                configuration: args.webhook_configuration_name.clone(),
+            };
+            tls::renew_self_managed(managed, keys.clone(), tls::RENEWAL_CHECK);
+            keys
         }
     };
     let state = std::sync::Arc::new(webhook::WebhookState::new(caches.clone()));
-    webhook::serve(args.webhook_addr, &cert, state).await?;
+    webhook::serve(args.webhook_addr, keys, state).await?;
     Ok(())
 }
 

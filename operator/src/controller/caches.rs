@@ -139,6 +139,22 @@ impl Wakes {
 }
 
 impl Caches {
+    /// Caches that watch nothing and hold nothing: what the webhook and the controller see of an
+    /// empty cluster (tests and fuzzing use it without an API server).
+    pub fn empty() -> Self {
+        Caches {
+            policies: Writer::default().as_reader(),
+            deployments: Writer::default().as_reader(),
+            hpas: Writer::default().as_reader(),
+            scaled_objects: None,
+            pools: Writer::default().as_reader(),
+            pods: Writer::default().as_reader(),
+            nodes: Writer::default().as_reader(),
+            by_target: Arc::new(ByTarget::default()),
+            wakes: Wakes::default(),
+        }
+    }
+
     /// The cached objects of `store` that `index` names for `key`, each checked to be about it.
     fn lookup<K>(
         store: &Store<K>,

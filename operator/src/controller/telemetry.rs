@@ -111,6 +111,8 @@ pub struct Telemetry {
     leader: Gauge,
     /// Per shard, 1 on the replica that holds it.
     shard_owned: Family<ShardLabels, Gauge>,
+    /// Unix seconds at which the webhook's serving certificate expires (0 without the webhook).
+    pub webhook_certificate_expiry: Gauge,
     /// The series each policy has, so that a deleted policy's can be removed.
     series: Mutex<HashMap<PolicyLabels, PolicySeries>>,
     /// This replica holds the leader Lease and runs the controller.
@@ -197,6 +199,12 @@ impl Default for Telemetry {
             "1 on the replica that holds the shard's Lease and reconciles its policies",
             shard_owned.clone(),
         );
+        let webhook_certificate_expiry = Gauge::default();
+        registry.register(
+            "webhook_certificate_expiry_timestamp_seconds",
+            "When the certificate the placement webhook presents expires (Unix seconds)",
+            webhook_certificate_expiry.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
         registry.register("build_info", "The running build, as its version label", build_info);
@@ -210,6 +218,7 @@ impl Default for Telemetry {
             objective_target,
             leader,
             shard_owned,
+            webhook_certificate_expiry,
             series: Mutex::new(HashMap::new()),
             reconcile_duration,
             reconcile_errors,

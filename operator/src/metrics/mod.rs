@@ -2,6 +2,7 @@
 //! a number or a typed absence, and one request per distinct query per round.
 
 mod credentials;
+mod freshness;
 mod prometheus;
 pub mod promql;
 pub mod tenancy;
@@ -12,6 +13,7 @@ use std::pin::Pin;
 
 pub use prometheus::{
     DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES, PrometheusClient, PrometheusSettings, QueryReport, SettingsError,
+    classify, parse_range,
 };
 
 use crate::engine::{Observations, Policy, Sample};

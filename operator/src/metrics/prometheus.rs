@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use prometheus_http_query::response::Data;
 
-use super::{BoxFuture, MetricsSource, QueryOutcome, RangeOutcome};
+use super::{BoxFuture, MetricsSource, QueryOutcome, RangeOutcome, freshness};
 use crate::engine::{Absence, Sample};
 
 #[derive(Debug, Clone)]
 pub struct PrometheusSettings {
     pub url: String,
     pub timeout: Duration,
-    /// A sample older than this is Stale.
+    /// A value whose query reads a series not written for longer than this is Stale.
     pub staleness: Duration,
     /// Re-read when it changes (see `credentials`).
     pub bearer_token_file: Option<PathBuf>,
@@ -125,10 +125,55 @@ impl PrometheusClient {
     }
 
     /// One query, with the number of series and their labels beside the outcome: what `trimtab
-    /// check` shows. The operator's rounds use only the outcome.
+    /// check` shows. The operator's rounds use only the outcome. A value whose series have stopped
+    /// being written (see [`freshness`]) is Stale.
     pub async fn report(&self, promql: &str) -> QueryReport {
-        let unanswered =
-            |absence| QueryReport { outcome: QueryOutcome::Sample(Sample::Absent(absence)), series: None, labels: vec![] };
+        let mut report = match self.fetch(promql).await {
+            Ok((status, body)) => classify_report(status, &body),
+            Err(absence) => {
+                return QueryReport { outcome: QueryOutcome::Sample(Sample::Absent(absence)), series: None, labels: vec![] };
+            }
+        };
+        if let QueryOutcome::Sample(Sample::Value(_)) = report.outcome
+            && let Some(absence) = self.staleness(promql).await
+        {
+            report.outcome = QueryOutcome::Sample(Sample::Absent(absence));
+        }
+        report
+    }
+
+    /// Stale when a selector of the query has not been written for longer than the staleness
+    /// bound; the age query's own absence when it got no answer (a value nobody can vouch for is
+    /// not acted on). One more request per distinct query, only for a query that gave a value.
+    async fn staleness(&self, promql: &str) -> Option<Absence> {
+        let ages = freshness::age_query(promql)?;
+        let (status, body) = match self.fetch(&ages).await {
+            Ok(answer) => answer,
+            Err(absence) => return Some(absence),
+        };
+        match success_data(status, &body) {
+            Ok(data) => {
+                let frozen = freshness::frozen(promql, &data, self.settings.staleness)?;
+                tracing::info!(
+                    query = promql,
+                    selector = frozen.selector,
+                    age_seconds = frozen.age,
+                    bound_seconds = self.settings.staleness.as_secs_f64(),
+                    "a series the query reads has not been written for longer than the staleness bound: Stale"
+                );
+                Some(Absence::Stale)
+            }
+            Err(QueryOutcome::Sample(Sample::Absent(absence))) => Some(absence),
+            // Prometheus refusing the age query is Trimtab's fault, not the policy's: keep the value.
+            Err(outcome) => {
+                tracing::warn!(query = ages, ?outcome, "Prometheus refused the staleness query; the value is used unchecked");
+                None
+            }
+        }
+    }
+
+    /// One instant query's status and body; an absence when there is no answer to read.
+    async fn fetch(&self, promql: &str) -> Result<(reqwest::StatusCode, Vec<u8>), Absence> {
         // The semaphore is never closed, so acquiring fails never; were it to, query anyway.
         let _turn = self.in_flight.acquire().await.ok();
         let timeout_ms = i64::try_from(self.settings.timeout.as_millis()).unwrap_or(i64::MAX);
@@ -136,26 +181,20 @@ impl PrometheusClient {
         if let Some(token) = &self.token {
             request = request.header(reqwest::header::AUTHORIZATION, token.header());
         }
-        let response = match request.get_raw().await {
-            Ok(response) => response,
-            Err(error) => return unanswered(transport_absence(&error)),
-        };
+        let response = request.get_raw().await.map_err(|e| transport_absence(&e))?;
         let status = response.status();
-        let body = match read_capped(response, self.settings.max_response_bytes).await {
-            Ok(body) => body,
+        match read_capped(response, self.settings.max_response_bytes).await {
+            Ok(body) => Ok((status, body)),
             Err(BodyError::TooLarge) => {
                 tracing::warn!(
                     query = promql,
                     limit = self.settings.max_response_bytes,
                     "Prometheus answered with more than one number can need"
                 );
-                return unanswered(Absence::MultipleSeries);
+                Err(Absence::MultipleSeries)
             }
-            Err(BodyError::Read(error)) => {
-                return unanswered(if error.is_timeout() { Absence::Timeout } else { Absence::Unreachable });
-            }
-        };
-        classify_report(status, &body, (self.clock)(), self.settings.staleness)
+            Err(BodyError::Read(error)) => Err(if error.is_timeout() { Absence::Timeout } else { Absence::Unreachable }),
+        }
     }
 
     /// A range query at a one-minute step over the last `minutes`, ending at the last whole minute.
@@ -278,24 +317,31 @@ struct Envelope {
 /// An answer as the decision needs it. Only `bad_data` means the query itself is wrong (the policy
 /// must be fixed); a timeout or cancel is Timeout; every other error (`execution`, `internal`,
 /// `unavailable`, a 5xx without an API body, a body that is not the API's) is Unreachable, which
-/// holds and then falls back, as the policy's missingData says.
-#[cfg(test)]
-fn classify(status: reqwest::StatusCode, body: &[u8], now: f64, staleness: Duration) -> QueryOutcome {
-    classify_report(status, body, now, staleness).outcome
+/// holds and then falls back, as the policy's missingData says. Whatever the body, never a panic.
+pub fn classify(status: reqwest::StatusCode, body: &[u8]) -> QueryOutcome {
+    classify_report(status, body).outcome
 }
 
 /// [`classify`], with the series the answer held.
-fn classify_report(status: reqwest::StatusCode, body: &[u8], now: f64, staleness: Duration) -> QueryReport {
-    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
-        return QueryReport { outcome: QueryOutcome::Sample(Sample::Absent(Absence::Unreachable)), series: None, labels: vec![] };
-    };
-    if let ("success", Some(data)) = (envelope.status.as_str(), &envelope.data)
-        && status.is_success()
-    {
-        let labels = series_labels(data);
-        return QueryReport { outcome: QueryOutcome::Sample(parse(data, now, staleness)), series: Some(labels.len()), labels };
+fn classify_report(status: reqwest::StatusCode, body: &[u8]) -> QueryReport {
+    match success_data(status, body) {
+        Ok(data) => {
+            let labels = series_labels(&data);
+            QueryReport { outcome: QueryOutcome::Sample(parse(&data)), series: Some(labels.len()), labels }
+        }
+        Err(outcome) => QueryReport { outcome, series: None, labels: vec![] },
     }
-    QueryReport { outcome: failure(envelope), series: None, labels: vec![] }
+}
+
+/// The data of a successful answer, or what the answer means otherwise.
+fn success_data(status: reqwest::StatusCode, body: &[u8]) -> Result<Data, QueryOutcome> {
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
+        return Err(QueryOutcome::Sample(Sample::Absent(Absence::Unreachable)));
+    };
+    match envelope {
+        Envelope { status: ref s, data: Some(data), .. } if s == "success" && status.is_success() => Ok(data),
+        envelope => Err(failure(envelope)),
+    }
 }
 
 /// What an answer that is not a success means: only `bad_data` is the query's fault.
@@ -361,8 +407,9 @@ pub fn parse_range(status: reqwest::StatusCode, body: &[u8]) -> RangeOutcome {
     }
 }
 
-/// Exactly one sample is a value; anything else is a typed absence.
-fn parse(data: &Data, now: f64, staleness: Duration) -> Sample {
+/// Exactly one sample is a value; anything else is a typed absence. The sample's time is the
+/// query's evaluation time, which says nothing of its age: see [`PrometheusClient::staleness`].
+fn parse(data: &Data) -> Sample {
     let sample = match data {
         Data::Scalar(sample) => sample,
         Data::Vector(series) => match series.as_slice() {
@@ -373,9 +420,6 @@ fn parse(data: &Data, now: f64, staleness: Duration) -> Sample {
         // A range vector is many samples, not one number.
         Data::Matrix(_) => return Sample::Absent(Absence::MultipleSeries),
     };
-    if now - sample.timestamp() > staleness.as_secs_f64() {
-        return Sample::Absent(Absence::Stale);
-    }
     Sample::from_value(sample.value())
 }
 
@@ -410,12 +454,12 @@ mod tests {
     #[test]
     fn one_series_is_its_value() {
         let d = data(r#"{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"0.412"]}]}"#);
-        assert_eq!(parse(&d, NOW, FRESH), Sample::Value(0.412));
+        assert_eq!(parse(&d), Sample::Value(0.412));
     }
 
     #[test]
     fn no_series_is_empty_not_zero() {
-        assert_eq!(parse(&data(r#"{"resultType":"vector","result":[]}"#), NOW, FRESH), Sample::Absent(Absence::Empty));
+        assert_eq!(parse(&data(r#"{"resultType":"vector","result":[]}"#)), Sample::Absent(Absence::Empty));
     }
 
     #[test]
@@ -423,25 +467,19 @@ mod tests {
         let d = data(
             r#"{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1700000000,"1"]},{"metric":{"a":"2"},"value":[1700000000,"2"]}]}"#,
         );
-        assert_eq!(parse(&d, NOW, FRESH), Sample::Absent(Absence::MultipleSeries));
+        assert_eq!(parse(&d), Sample::Absent(Absence::MultipleSeries));
     }
 
     #[test]
     fn nan_and_infinity_are_absences() {
         for (v, absence) in [("NaN", Absence::NaN), ("+Inf", Absence::Infinite), ("-Inf", Absence::Infinite)] {
             let d = data(&format!(r#"{{"resultType":"scalar","result":[1700000000,"{v}"]}}"#));
-            assert_eq!(parse(&d, NOW, FRESH), Sample::Absent(absence), "{v}");
+            assert_eq!(parse(&d), Sample::Absent(absence), "{v}");
         }
     }
 
-    #[test]
-    fn an_old_sample_is_stale() {
-        let d = data(r#"{"resultType":"vector","result":[{"metric":{},"value":[1699999000,"5"]}]}"#);
-        assert_eq!(parse(&d, NOW, FRESH), Sample::Absent(Absence::Stale));
-    }
-
     fn answer(status: u16, body: &str) -> QueryOutcome {
-        classify(reqwest::StatusCode::from_u16(status).expect("a status"), body.as_bytes(), NOW, FRESH)
+        classify(reqwest::StatusCode::from_u16(status).expect("a status"), body.as_bytes())
     }
 
     #[test]
@@ -474,7 +512,7 @@ mod tests {
     #[test]
     fn a_matrix_is_not_one_number() {
         let d = data(r#"{"resultType":"matrix","result":[{"metric":{},"values":[[1700000000,"1"]]}]}"#);
-        assert_eq!(parse(&d, NOW, FRESH), Sample::Absent(Absence::MultipleSeries));
+        assert_eq!(parse(&d), Sample::Absent(Absence::MultipleSeries));
     }
 
     /// A server on 127.0.0.1 that answers every request with `head` and then `body_chunks` chunks of

@@ -1,6 +1,6 @@
 //! The webhook's serving certificate, when cert-manager does not supply one: a CA and a serving
-//! certificate kept in a Secret (shared by every replica), renewed 30 days before they expire, and
-//! the CA written into the MutatingWebhookConfiguration's caBundle.
+//! certificate kept in a Secret (shared by every replica), renewed once a third of their validity is
+//! left, and the CA written into the MutatingWebhookConfiguration's caBundle.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +14,10 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 
 const NOT_AFTER: &str = "trimtab.dev/not-after";
 const NAMES: &str = "trimtab.dev/names";
-const RENEW_BEFORE: SignedDuration = SignedDuration::from_hours(30 * 24);
+/// How long a generated CA and certificate are valid.
+const VALIDITY: SignedDuration = SignedDuration::from_hours(365 * 24);
+/// A certificate with less than this left is renewed: a third of its validity, as cert-manager does.
+const RENEW_BEFORE: SignedDuration = SignedDuration::from_hours(365 * 24 / 3);
 
 /// PEM-encoded serving material.
 #[derive(Clone)]
@@ -53,19 +56,22 @@ pub async fn ensure(
 ) -> Result<ServingCert, CertError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let names = dns_names.join(",");
-    if let Some(existing) = secrets.get_opt(secret_name).await?
-        && let Some(cert) = usable(&existing, &names, now)
-    {
+    let existing = secrets.get_opt(secret_name).await?;
+    if let Some(cert) = existing.as_ref().and_then(|secret| usable(secret, &names, now)) {
         return Ok(cert);
     }
-    let (cert, not_after) = generate(dns_names, now)?;
+    let (mut cert, not_after) = generate(dns_names, now)?;
+    // Replicas still serving the previous certificate must stay trusted until they take this one.
+    if let Some(previous) = previous_ca(existing.as_ref()) {
+        cert.ca_pem = format!("{}{previous}", cert.ca_pem);
+    }
     let annotations = [(NOT_AFTER.to_owned(), not_after.to_string()), (NAMES.to_owned(), names.clone())];
     let data = BTreeMap::from([
         ("ca.crt".to_owned(), ByteString(cert.ca_pem.clone().into_bytes())),
         ("tls.crt".to_owned(), ByteString(cert.cert_pem.clone().into_bytes())),
         ("tls.key".to_owned(), ByteString(cert.key_pem.clone().into_bytes())),
     ]);
-    let written = match secrets.get_opt(secret_name).await? {
+    let written = match existing {
         None => {
             let mut secret = Secret::default();
             secret.metadata.name = Some(secret_name.to_owned());
@@ -104,9 +110,17 @@ fn usable(secret: &Secret, names: &str, now: Timestamp) -> Option<ServingCert> {
     Some(ServingCert { ca_pem: text("ca.crt")?, cert_pem: text("tls.crt")?, key_pem: text("tls.key")? })
 }
 
+/// The first CA of the Secret's bundle (the one its certificate was signed by), in PEM.
+fn previous_ca(secret: Option<&Secret>) -> Option<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = std::str::from_utf8(&secret?.data.as_ref()?.get("ca.crt")?.0).ok()?;
+    let end = text.find(END)? + END.len();
+    Some(format!("{}\n", text[..end].trim_start()))
+}
+
 /// A new CA and a serving certificate for `dns_names` (DNS names or IPs, and 127.0.0.1), valid for a year.
 pub fn generate(dns_names: &[String], now: Timestamp) -> Result<(ServingCert, Timestamp), CertError> {
-    let expires = now + SignedDuration::from_hours(365 * 24);
+    let expires = now + VALIDITY;
     let date = expires.to_zoned(jiff::tz::TimeZone::UTC).date();
     let not_after = date_time_ymd(i32::from(date.year()), date.month() as u8, date.day() as u8);
 
@@ -165,5 +179,37 @@ mod tests {
         assert_eq!(expires, "2027-11-24T18:00:00Z".parse::<Timestamp>().expect("timestamp"));
         assert!(cert.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(cert.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    }
+
+    fn secret(ca_pem: &str, not_after: &str) -> Secret {
+        let mut secret = Secret::default();
+        secret.metadata.annotations =
+            Some(BTreeMap::from([(NOT_AFTER.to_owned(), not_after.to_owned()), (NAMES.to_owned(), "a.svc".to_owned())]));
+        secret.data = Some(
+            [("ca.crt", ca_pem), ("tls.crt", "crt"), ("tls.key", "key")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        );
+        secret
+    }
+
+    #[test]
+    fn a_certificate_is_renewed_once_less_than_a_third_of_its_year_is_left() {
+        let now: Timestamp = "2026-11-24T18:00:00Z".parse().expect("timestamp");
+        assert!(usable(&secret("ca", "2027-06-01T00:00:00Z"), "a.svc", now).is_some(), "six months left");
+        assert!(usable(&secret("ca", "2027-03-01T00:00:00Z"), "a.svc", now).is_none(), "three months left");
+        assert!(usable(&secret("ca", "2027-06-01T00:00:00Z"), "b.svc", now).is_none(), "other names");
+    }
+
+    #[test]
+    fn a_renewal_trusts_the_ca_the_previous_certificate_was_signed_by() {
+        let now: Timestamp = "2026-11-24T18:00:00Z".parse().expect("timestamp");
+        let (old, _) = generate(&["a.svc".to_owned()], now).expect("generated");
+        let (older, _) = generate(&["a.svc".to_owned()], now).expect("generated");
+        let bundle = format!("{}{}", old.ca_pem, older.ca_pem);
+        let previous = previous_ca(Some(&secret(&bundle, "2027-01-01T00:00:00Z"))).expect("a previous CA");
+        assert_eq!(previous.trim(), old.ca_pem.trim(), "the first of the bundle, the older one dropped");
+        assert_eq!(previous_ca(None), None);
     }
 }

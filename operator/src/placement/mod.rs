@@ -6,6 +6,7 @@ pub mod certs;
 pub mod mutate;
 pub mod rebalance;
 pub mod spot_health;
+pub mod tls;
 pub mod webhook;
 
 use jiff::Timestamp;

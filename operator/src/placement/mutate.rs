@@ -7,6 +7,7 @@ use crate::api::CapacityPool;
 
 pub const POOL_LABEL: &str = "trimtab.dev/pool";
 pub const DELETION_COST_ANNOTATION: &str = "controller.kubernetes.io/pod-deletion-cost";
+const REQUIRED: &str = "requiredDuringSchedulingIgnoredDuringExecution";
 
 /// JSON Patch operations that put `pod` on `pool`.
 pub fn placement_patch(pod: &Value, pool_name: &str, pool: &CapacityPool, deletion_cost: i32) -> Value {
@@ -35,22 +36,25 @@ pub fn placement_patch(pod: &Value, pool_name: &str, pool: &CapacityPool, deleti
     if !pool.spec.node_selector.is_empty() {
         let expressions: Vec<Value> =
             pool.spec.node_selector.iter().map(|(key, value)| json!({"key": key, "operator": "In", "values": [value]})).collect();
-        let mut affinity = pod["spec"]["affinity"].clone();
-        if !affinity.is_object() {
-            affinity = json!({});
-        }
-        let required = &mut affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
-        let mut terms = required["nodeSelectorTerms"].as_array().cloned().unwrap_or_default();
+        // Read field by field, never indexed for writing: a field of another type (which the API
+        // server would refuse anyway) must not panic the webhook.
+        let object = |value: Option<&Value>| value.and_then(Value::as_object).cloned().unwrap_or_default();
+        let mut affinity = object(Some(&pod["spec"]["affinity"]));
+        let mut node_affinity = object(affinity.get("nodeAffinity"));
+        let mut required = object(node_affinity.get(REQUIRED));
+        let mut terms = required.get("nodeSelectorTerms").and_then(Value::as_array).cloned().unwrap_or_default();
         if terms.is_empty() {
             terms.push(json!({"matchExpressions": []}));
         }
         // Terms are ORed: the pool's expressions must hold in each of them.
-        for term in &mut terms {
-            let mut match_expressions = term["matchExpressions"].as_array().cloned().unwrap_or_default();
+        for term in terms.iter_mut().filter_map(Value::as_object_mut) {
+            let mut match_expressions = term.get("matchExpressions").and_then(Value::as_array).cloned().unwrap_or_default();
             match_expressions.extend(expressions.iter().cloned());
-            term["matchExpressions"] = Value::Array(match_expressions);
+            term.insert("matchExpressions".to_owned(), Value::Array(match_expressions));
         }
-        required["nodeSelectorTerms"] = Value::Array(terms);
+        required.insert("nodeSelectorTerms".to_owned(), Value::Array(terms));
+        node_affinity.insert(REQUIRED.to_owned(), Value::Object(required));
+        affinity.insert("nodeAffinity".to_owned(), Value::Object(node_affinity));
         ops.push(json!({"op": "add", "path": "/spec/affinity", "value": affinity}));
     }
     Value::Array(ops)
@@ -109,5 +113,19 @@ mod tests {
         let term =
             &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0];
         assert_eq!(term["matchExpressions"].as_array().map(Vec::len), Some(2), "the pool's expression is ANDed into the term");
+    }
+
+    #[test]
+    fn a_pod_whose_affinity_fields_have_other_types_gets_a_patch_not_a_panic() {
+        // Found by tests/fuzz_inputs.rs: `affinity["nodeAffinity"][...]` panicked on a string.
+        for spec in [
+            json!({"affinity": {"nodeAffinity": "spot"}}),
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": 5}}}),
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [1, {"matchExpressions": "x"}]}}}}),
+            json!({"affinity": [], "tolerations": "all"}),
+        ] {
+            let ops = placement_patch(&json!({"metadata": "m", "spec": spec}), "spot", &spot_pool(), 1);
+            assert!(ops.as_array().is_some_and(|ops| !ops.is_empty()), "{spec}");
+        }
     }
 }

@@ -15,13 +15,11 @@ use kube::ResourceExt;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::runtime::reflector::ObjectRef;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 
 use super::assign::{Pool, assign};
-use super::certs::ServingCert;
 use super::mutate::{POOL_LABEL, placement_patch};
+use super::tls::ServingKeys;
 use crate::api::CapacityPool;
 use crate::controller::caches::Caches;
 use crate::engine::{Policy, Split};
@@ -43,8 +41,6 @@ type Ledger = HashMap<(String, String, String), Vec<(Pool, Instant)>>;
 pub enum WebhookError {
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
-    #[error("the webhook certificate or key is not usable: {0}")]
-    Tls(String),
 }
 
 impl WebhookState {
@@ -135,13 +131,14 @@ pub fn deployment_of(pod: &Pod) -> Option<String> {
     owner.name.strip_suffix(&format!("-{hash}")).map(str::to_owned)
 }
 
-async fn mutate_pods(
-    State(state): State<Arc<WebhookState>>,
-    Json(review): Json<AdmissionReview<DynamicObject>>,
-) -> Json<AdmissionReview<DynamicObject>> {
+/// The answer to one AdmissionReview body: the pod admitted, placed when a policy places it.
+/// Whatever the body, never a panic: one that is not an AdmissionReview is an error, and a request
+/// whose pod cannot be read or placed is admitted as it is (the webhook fails open).
+pub fn admit(state: &WebhookState, body: &[u8]) -> Result<AdmissionReview<DynamicObject>, serde_json::Error> {
+    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)?;
     let request: AdmissionRequest<DynamicObject> = match review.try_into() {
         Ok(request) => request,
-        Err(error) => return Json(AdmissionResponse::invalid(error.to_string()).into_review()),
+        Err(error) => return Ok(AdmissionResponse::invalid(error.to_string()).into_review()),
     };
     let response = AdmissionResponse::from(&request);
     let namespace = request.namespace.clone().unwrap_or_default();
@@ -158,7 +155,16 @@ async fn mutate_pods(
         // No policy places this pod, or the patch could not be built: admit it as it is.
         _ => response,
     };
-    Json(response.into_review())
+    Ok(response.into_review())
+}
+
+async fn mutate_pods(
+    State(state): State<Arc<WebhookState>>,
+    body: axum::body::Bytes,
+) -> Result<Json<AdmissionReview<DynamicObject>>, (axum::http::StatusCode, String)> {
+    admit(&state, &body)
+        .map(Json)
+        .map_err(|error| (axum::http::StatusCode::BAD_REQUEST, format!("not an AdmissionReview: {error}")))
 }
 
 /// The most connections the webhook holds open at once (the API server keeps a few alive).
@@ -166,20 +172,14 @@ const MAX_CONNECTIONS: usize = 256;
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Serves `/mutate-pods` over TLS until the process ends.
+/// Serves `/mutate-pods` over TLS until the process ends, each handshake with the certificate
+/// `keys` holds then (see [`super::tls`]: it rotates without a restart).
 pub async fn serve(
     addr: SocketAddr,
-    cert: &ServingCert,
+    keys: Arc<ServingKeys>,
     state: Arc<WebhookState>,
 ) -> Result<tokio::task::JoinHandle<()>, WebhookError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| WebhookError::Tls(e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).map_err(|e| WebhookError::Tls(e.to_string()))?;
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| WebhookError::Tls(e.to_string()))?;
+    let config = rustls::ServerConfig::builder().with_no_client_auth().with_cert_resolver(keys);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| WebhookError::Listen { addr, source })?;
     let router = Router::new().route("/mutate-pods", post(mutate_pods)).with_state(state);
