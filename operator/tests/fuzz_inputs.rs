@@ -230,7 +230,7 @@ fn review() -> Value {
 
 fn webhook_state() -> Arc<WebhookState> {
     static STATE: std::sync::OnceLock<Arc<WebhookState>> = std::sync::OnceLock::new();
-    STATE.get_or_init(|| Arc::new(WebhookState::new(Caches::empty()))).clone()
+    STATE.get_or_init(|| Arc::new(WebhookState::new(Caches::empty(), Default::default()))).clone()
 }
 
 fn admission_holds_together(body: &[u8]) {

@@ -97,7 +97,8 @@ async fn a_rotated_certificate_is_presented_to_new_handshakes_and_admissions_go_
     assert!(first_expiry > now.as_second(), "the expiry metric is set: {first_expiry}");
     let watcher = tls::watch_dir(dir.0.clone(), keys.clone(), Duration::from_millis(50));
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-    let state = Arc::new(webhook::WebhookState::new(Caches::empty()));
+    let telemetry = Arc::new(trimtab::controller::Telemetry::default());
+    let state = Arc::new(webhook::WebhookState::new(Caches::empty(), telemetry.clone()));
     let server =
         webhook::serve(format!("127.0.0.1:{port}").parse().expect("an address"), keys.clone(), state).await.expect("serving");
 
@@ -122,6 +123,10 @@ async fn a_rotated_certificate_is_presented_to_new_handshakes_and_admissions_go_
     let half = ServingCert { cert_pem: third.cert_pem, ..second.clone() };
     assert!(keys.replace(&half).is_err(), "a certificate with another's key is not presented");
     assert!(admit(port, &second.ca_pem).await.is_ok(), "still serving the second certificate");
+    // Three admissions, none placed (no policy places the pod): counted, with their latency.
+    let scrape = telemetry.encode();
+    assert!(scrape.contains("trimtab_webhook_admissions_total{outcome=\"admitted\"} 3"), "{scrape}");
+    assert!(scrape.contains("trimtab_webhook_admission_duration_seconds_count 3"), "{scrape}");
 
     server.abort();
     watcher.abort();

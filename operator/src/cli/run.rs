@@ -225,7 +225,7 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
     let watched = (!args.namespace.is_empty()).then(|| args.namespace.clone());
     let caches = Caches::start(&client, watched.as_deref()).await?;
     if args.webhook {
-        start_webhook(&args, &client, &caches, &telemetry).await?;
+        start_webhook(&args, &client, &caches, telemetry.clone()).await?;
     }
 
     let _ = telemetry.policies.set(caches.policies.clone());
@@ -285,7 +285,12 @@ async fn serve_http(addr: SocketAddr, router: axum::Router, what: &'static str) 
 
 /// Caches of policies, placed pods and pools for the webhook, and its TLS server, whose certificate
 /// is reloaded when cert-manager rewrites the files, or renewed before it expires when self-managed.
-async fn start_webhook(args: &RunArgs, client: &kube::Client, caches: &Caches, telemetry: &Telemetry) -> Result<(), RunError> {
+async fn start_webhook(
+    args: &RunArgs,
+    client: &kube::Client,
+    caches: &Caches,
+    telemetry: Arc<Telemetry>,
+) -> Result<(), RunError> {
     use crate::placement::{certs, tls, webhook};
 
     let namespace = &args.leader_election_namespace;
@@ -317,7 +322,7 @@ async fn start_webhook(args: &RunArgs, client: &kube::Client, caches: &Caches, t
             keys
         }
     };
-    let state = std::sync::Arc::new(webhook::WebhookState::new(caches.clone()));
+    let state = Arc::new(webhook::WebhookState::new(caches.clone(), telemetry));
     webhook::serve(args.webhook_addr, keys, state).await?;
     Ok(())
 }

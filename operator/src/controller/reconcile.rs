@@ -20,7 +20,7 @@ use super::backoff;
 use super::conditions::{self, Flip};
 use super::observe::{Blocked, PlacementObserved, observe};
 use super::status::{self, Hold, Round, SpotReport};
-use super::telemetry::{DecisionLabels, PolicyLabels};
+use super::telemetry::{DecisionLabels, EvictionLabels, PolicyLabels};
 use super::{Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION};
 use crate::api::{Mode, Reason, ScalingPolicy, ScalingPolicyStatus};
 use crate::engine::{self, Current, Policy, Split};
@@ -297,7 +297,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         && let (Some(observed), Some(target)) = (&observed.placement, decision.placement)
     {
         let evict = rebalance::evictions(target, &observed.pods, &doomed, decision.desired_replicas, now);
-        evict_pods(ctx, policy, &evict).await;
+        evict_pods(ctx, policy, &evict, &doomed).await;
     }
 
     Ok(Action::requeue(backoff::jittered(rules.interval)))
@@ -332,11 +332,20 @@ fn spot_report(
 }
 
 /// Evicts through the Eviction API, so PodDisruptionBudgets are respected; a refusal waits for the
-/// next round.
-async fn evict_pods(ctx: &Context, policy: &ScalingPolicy, names: &[String]) {
+/// next round. Pods in `doomed` are on reclaimed spot capacity; the others move the split.
+async fn evict_pods(ctx: &Context, policy: &ScalingPolicy, names: &[String], doomed: &[String]) {
     let pods: Api<Pod> = Api::namespaced(ctx.client_for(policy), &policy.namespace().unwrap_or_default());
     for name in names {
-        match pods.evict(name, &EvictParams::default()).await {
+        let reason = if doomed.contains(name) { "spot_reclaimed" } else { "rebalance" };
+        let result = pods.evict(name, &EvictParams::default()).await;
+        let outcome = match &result {
+            Ok(_) => "evicted",
+            Err(kube::Error::Api(status)) if status.code == 429 => "refused",
+            Err(kube::Error::Api(status)) if status.code == 404 => "gone",
+            Err(_) => "failed",
+        };
+        ctx.telemetry.evictions.get_or_create(&EvictionLabels { reason, outcome }).inc();
+        match result {
             Ok(_) => {
                 publish(
                     ctx,

@@ -84,6 +84,23 @@ pub struct QueryErrorLabels {
     pub absence: String,
 }
 
+/// What the placement webhook answered: `placed` (a pool label and spread patched in), `admitted`
+/// (no policy places the pod, or it could not be read: admitted as it is), `rejected` (the body was
+/// not an AdmissionReview).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    pub outcome: &'static str,
+}
+
+/// An eviction the rebalancer asked for: `reason` `spot_reclaimed` (the pod's spot node is going)
+/// or `rebalance` (moving the split towards its target); `outcome` `evicted`, `refused` (a
+/// PodDisruptionBudget said not now), `gone` (the pod went first) or `failed`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EvictionLabels {
+    pub reason: &'static str,
+    pub outcome: &'static str,
+}
+
 pub struct Telemetry {
     registry: Registry,
     pub reconcile_duration: Histogram,
@@ -93,6 +110,9 @@ pub struct Telemetry {
     pub decisions: Family<DecisionLabels, Counter>,
     pub query_duration: Histogram,
     pub query_errors: Family<QueryErrorLabels, Counter>,
+    pub webhook_admissions: Family<AdmissionLabels, Counter>,
+    pub webhook_admission_duration: Histogram,
+    pub evictions: Family<EvictionLabels, Counter>,
     pub desired_replicas: Family<PolicyLabels, Gauge>,
     pub current_replicas: Family<PolicyLabels, Gauge>,
     pub cost_per_hour: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
@@ -147,6 +167,21 @@ impl Default for Telemetry {
         registry.register("decisions", "Decisions made, by reason and by the stage that limited them", decisions.clone());
         let query_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         registry.register("prometheus_query_duration_seconds", "Latency of Prometheus queries", query_duration.clone());
+        let webhook_admissions = Family::<AdmissionLabels, Counter>::default();
+        registry.register(
+            "webhook_admissions",
+            "Pod admissions the placement webhook answered, by outcome",
+            webhook_admissions.clone(),
+        );
+        // Admission is on the pod-creation path: buckets from 100 µs, where a cached lookup lands.
+        let webhook_admission_duration = Histogram::new(exponential_buckets(0.0001, 2.0, 14));
+        registry.register(
+            "webhook_admission_duration_seconds",
+            "Time the placement webhook took to answer one admission",
+            webhook_admission_duration.clone(),
+        );
+        let evictions = Family::<EvictionLabels, Counter>::default();
+        registry.register("evictions", "Pod evictions the rebalancer asked for, by reason and outcome", evictions.clone());
         let query_errors = Family::<QueryErrorLabels, Counter>::default();
         registry.register(
             "prometheus_query_errors",
@@ -226,6 +261,9 @@ impl Default for Telemetry {
             decisions,
             query_duration,
             query_errors,
+            webhook_admissions,
+            webhook_admission_duration,
+            evictions,
             desired_replicas,
             current_replicas,
             cost_per_hour,

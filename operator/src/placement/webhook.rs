@@ -21,7 +21,9 @@ use super::assign::{Pool, assign};
 use super::mutate::{POOL_LABEL, placement_patch};
 use super::tls::ServingKeys;
 use crate::api::CapacityPool;
+use crate::controller::Telemetry;
 use crate::controller::caches::Caches;
+use crate::controller::telemetry::AdmissionLabels;
 use crate::engine::{Policy, Split};
 
 /// Assignments this recent are counted from the ledger, not from the pod cache, which lags.
@@ -31,6 +33,8 @@ pub struct WebhookState {
     /// Policies and pods are looked up by their Deployment, nodes and pools by name.
     pub caches: Caches,
     ledger: Mutex<Ledger>,
+    /// Admissions by outcome and their latency.
+    telemetry: Arc<Telemetry>,
 }
 
 /// Recent assignments per workload (namespace, Deployment, its UID: a Deployment created again under
@@ -44,8 +48,8 @@ pub enum WebhookError {
 }
 
 impl WebhookState {
-    pub fn new(caches: Caches) -> Self {
-        WebhookState { caches, ledger: Mutex::new(HashMap::new()) }
+    pub fn new(caches: Caches, telemetry: Arc<Telemetry>) -> Self {
+        WebhookState { caches, ledger: Mutex::new(HashMap::new()), telemetry }
     }
 
     /// The pool a pod is on: its label, or for a pod placed without the webhook, its node's pool.
@@ -162,9 +166,16 @@ async fn mutate_pods(
     State(state): State<Arc<WebhookState>>,
     body: axum::body::Bytes,
 ) -> Result<Json<AdmissionReview<DynamicObject>>, (axum::http::StatusCode, String)> {
-    admit(&state, &body)
-        .map(Json)
-        .map_err(|error| (axum::http::StatusCode::BAD_REQUEST, format!("not an AdmissionReview: {error}")))
+    let started = Instant::now();
+    let answer = admit(&state, &body);
+    let outcome = match &answer {
+        Ok(review) if review.response.as_ref().is_some_and(|r| r.patch.is_some()) => "placed",
+        Ok(_) => "admitted",
+        Err(_) => "rejected",
+    };
+    state.telemetry.webhook_admissions.get_or_create(&AdmissionLabels { outcome }).inc();
+    state.telemetry.webhook_admission_duration.observe(started.elapsed().as_secs_f64());
+    answer.map(Json).map_err(|error| (axum::http::StatusCode::BAD_REQUEST, format!("not an AdmissionReview: {error}")))
 }
 
 /// The most connections the webhook holds open at once (the API server keeps a few alive).
