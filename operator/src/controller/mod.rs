@@ -4,6 +4,7 @@ mod backoff;
 pub mod caches;
 mod conditions;
 pub mod index;
+mod lenient;
 mod observe;
 mod reconcile;
 mod status;

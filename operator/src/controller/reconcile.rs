@@ -18,6 +18,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::backoff;
 use super::conditions::{self, Flip};
+use super::lenient::LenientPolicy;
 use super::observe::{Blocked, PlacementObserved, observe};
 use super::status::{self, Hold, Round, SpotReport};
 use super::telemetry::{DecisionLabels, PolicyLabels};
@@ -398,7 +399,9 @@ async fn report(
     // Compared as the API server would store them (times in whole seconds, say): a round that
     // changed nothing sends nothing.
     if serde_json::to_value(&status).ok() != serde_json::to_value(previous).ok() {
-        let api: Api<ScalingPolicy> = Api::namespaced(ctx.client_for(policy), &policy.namespace().unwrap_or_default());
+        // Read back leniently: the API server answers with the whole object, which for a policy
+        // reported as unreadable does not deserialize as a ScalingPolicy.
+        let api: Api<LenientPolicy> = Api::namespaced(ctx.client_for(policy), &policy.namespace().unwrap_or_default());
         let patch = serde_json::json!({
             "apiVersion": ScalingPolicy::api_version(&()),
             "kind": ScalingPolicy::kind(&()),
