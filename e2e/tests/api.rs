@@ -120,3 +120,35 @@ async fn the_committed_crds_are_what_the_types_generate() {
     let crd = ScalingPolicy::crd();
     assert_eq!(crd.spec.names.short_names, Some(vec!["sp".to_owned()]));
 }
+
+/// The operator's status write is a server-side apply carrying the resourceVersion its round read:
+/// the API server must refuse it once the policy changed since (a late write of a replica that lost
+/// the policy's shard), or the fence is not one.
+#[tokio::test]
+#[ignore = "needs a cluster: run with `just e2e`"]
+async fn a_status_apply_carrying_an_older_resource_version_is_refused() {
+    scenario("fence", |env, namespace| async move {
+        install_crds(&env.client).await;
+        let resource = ApiResource::erase::<ScalingPolicy>(&());
+        let api: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &namespace, &resource);
+        create(&api, "web", good_spec()).await.expect("a good policy is accepted");
+        let read = api.get("web").await.expect("the policy").metadata.resource_version;
+        let apply = |version: Option<String>, desired: i32| {
+            let api = api.clone();
+            async move {
+                let patch = json!({
+                    "apiVersion": "trimtab.dev/v1alpha1", "kind": "ScalingPolicy",
+                    "metadata": {"resourceVersion": version}, "status": {"desiredReplicas": desired}
+                });
+                api.patch_status("web", &PatchParams::apply("trimtab").force(), &Patch::Apply(&patch)).await
+            }
+        };
+        let written = apply(read.clone(), 3).await.expect("a write at the version read is accepted");
+        match apply(read, 4).await {
+            Err(kube::Error::Api(status)) => assert_eq!(status.code, 409, "{status:?}"),
+            other => panic!("a write at an older version must be refused with 409 Conflict: {other:?}"),
+        }
+        apply(written.metadata.resource_version, 5).await.expect("a write at the version the last one produced is accepted");
+    })
+    .await;
+}

@@ -100,6 +100,27 @@ pub struct ScalingPolicySpec {
     /// only reacts (and AverageValue/Value policies decide exactly like HPA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forecast: Option<Forecast>,
+
+    /// Set only by the operator's cache, when the stored object does not deserialize (an API
+    /// server that does not enforce this schema, or a CRD newer than the operator); never in the API.
+    // `skip` but for the serializer reading the field to skip it: KubeSchema's copy of this struct
+    // (for the schema) strips `allow` attributes, and would warn that the field is never read.
+    #[serde(skip_deserializing, skip_serializing_if = "never_serialized")]
+    #[schemars(skip)]
+    pub unreadable: Option<Unreadable>,
+}
+
+fn never_serialized(_: &Option<Unreadable>) -> bool {
+    true
+}
+
+/// Why a stored ScalingPolicy cannot be read: the first field that does not deserialize.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The field's path, from the object's root (`spec.maxReplicas`, `spec.objectives[0].kind`).
+    pub field: String,
+    /// What is wrong with its value, as the deserializer says it.
+    pub problem: String,
 }
 
 /// The predictive law's inputs and knobs (docs/app-team.md explains each).

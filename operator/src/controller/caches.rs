@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 
 use super::FIELD_MANAGER;
 use super::index::{TargetIndex, target_key};
+use super::lenient::{self, LenientPolicy};
 use crate::api::{CapacityPool, ScalingPolicy};
 use crate::engine::ReplicasOwner;
 use crate::placement::webhook::deployment_of;
@@ -70,6 +71,10 @@ impl Default for ByTarget {
 }
 
 fn policy_target(policy: &ScalingPolicy) -> Option<String> {
+    // A policy Trimtab cannot read (see `lenient`) is about no target.
+    if policy.spec.unreadable.is_some() {
+        return None;
+    }
     Some(target_key(&policy.namespace()?, &policy.spec.target_ref.name))
 }
 
@@ -236,7 +241,7 @@ impl Caches {
         }
         let by_target = Arc::new(ByTarget::default());
         let wakes = Wakes::default();
-        let policies = watch(scoped(client, namespace), strip, {
+        let policies = watch_policies(scoped(client, namespace), {
             let (by_target, wakes) = (by_target.clone(), wakes.clone());
             move |event, store| on_policy(&by_target, &wakes, event, store)
         });
@@ -319,7 +324,7 @@ where
 }
 
 /// [`watch`] for a kind known only at run time (`dyntype` says which).
-fn watch_with<K, H>(api: Api<K>, dyntype: K::DynamicType, strip: fn(&mut K), mut hook: H) -> Store<K>
+fn watch_with<K, H>(api: Api<K>, dyntype: K::DynamicType, strip: fn(&mut K), hook: H) -> Store<K>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: std::hash::Hash + Eq + Clone + Send + Sync,
@@ -327,13 +332,36 @@ where
 {
     let writer = Writer::new(dyntype);
     let store = writer.as_reader();
-    let before = store.clone();
-    let stream = watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .modify(strip)
-        .inspect_ok(move |event| hook(event, &before));
-    tokio::spawn(reflector::reflector(writer, stream).for_each(|_| async {}));
+    reflect(writer, watcher(api, watcher::Config::default().any_semantic()).default_backoff().modify(strip), hook);
     store
+}
+
+/// The policies' store. Each is read on its own ([`LenientPolicy`]): one that does not deserialize
+/// is stored as a shell its round reports, instead of failing the list, and so the watch, of all.
+fn watch_policies<H>(api: Api<LenientPolicy>, hook: H) -> Store<ScalingPolicy>
+where
+    H: FnMut(&watcher::Event<ScalingPolicy>, &Store<ScalingPolicy>) + Send + 'static,
+{
+    let writer = Writer::new(());
+    let store = writer.as_reader();
+    let events =
+        watcher(api, watcher::Config::default().any_semantic()).default_backoff().modify(strip).map_ok(lenient::policy_event);
+    reflect(writer, events, hook);
+    store
+}
+
+/// Runs the watch `events` into `writer` for the life of the process, each event shown to `hook`
+/// before the store applies it.
+fn reflect<K, S, H>(writer: Writer<K>, events: S, mut hook: H)
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone + Send + Sync,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    H: FnMut(&watcher::Event<K>, &Store<K>) + Send + 'static,
+{
+    let before = writer.as_reader();
+    let stream = events.inspect_ok(move |event| hook(event, &before));
+    tokio::spawn(reflector::reflector(writer, stream).for_each(|_| async {}));
 }
 
 /// A policy event: the index follows it; the policy wakes when it is new or its spec (generation)

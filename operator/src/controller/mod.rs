@@ -4,6 +4,7 @@ mod backoff;
 pub mod caches;
 mod conditions;
 pub mod index;
+mod lenient;
 mod observe;
 mod reconcile;
 mod status;
@@ -39,6 +40,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("the round panicked: {0}")]
     RoundPanicked(String),
+    #[error("the status write was refused (409 Conflict): the policy changed since the round read it")]
+    StatusConflict,
 }
 
 pub struct Context {

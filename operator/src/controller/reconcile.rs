@@ -18,6 +18,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::backoff;
 use super::conditions::{self, Flip};
+use super::lenient::LenientPolicy;
 use super::observe::{Blocked, PlacementObserved, observe};
 use super::status::{self, Hold, Round, SpotReport};
 use super::telemetry::{DecisionLabels, EvictionLabels, PolicyLabels};
@@ -42,10 +43,19 @@ struct Remembered {
     /// The newest round that recorded a recommendation: the open run of the history was
     /// recommended through it (see `engine::recall`).
     last_round: Option<Timestamp>,
-    /// The status this process wrote last, and the resourceVersion of the object it was built
-    /// from. While the cache still shows that version, it has not seen the write yet, and a round
-    /// (woken early by a target change, say) starts from the status written, not the older one.
-    written: Option<(Option<String>, ScalingPolicyStatus)>,
+    /// The status this process wrote last. While the cache still shows the version it was built
+    /// over, it has not seen the write yet, and a round (woken early by a target change, say)
+    /// starts from the status written, not the older one.
+    written: Option<Written>,
+}
+
+#[derive(Clone)]
+struct Written {
+    /// The resourceVersion of the cached object the status was built from.
+    over: Option<String>,
+    /// The resourceVersion the write produced: the next write's precondition while the cache lags.
+    produced: Option<String>,
+    status: ScalingPolicyStatus,
 }
 
 impl Rounds {
@@ -68,19 +78,23 @@ impl Rounds {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).retain(|key, _| existing.contains(key));
     }
 
-    /// The status a round starts from: the cached one, or the one this process wrote over it when
-    /// the cache has not caught up with the write yet.
-    fn previous(&self, policy: &ScalingPolicy) -> ScalingPolicyStatus {
+    /// The status a round starts from, and the resourceVersion it was read at (the precondition of
+    /// the round's status write): the cached ones, or the status this process wrote over them and
+    /// the version that write produced, when the cache has not caught up with the write yet.
+    fn previous(&self, policy: &ScalingPolicy) -> (ScalingPolicyStatus, Option<String>) {
+        let cached = || (policy.status.clone().unwrap_or_default(), policy.resource_version());
         let mut rounds = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let Some(remembered) = rounds.get_mut(&super::policy_key(policy)).filter(|r| r.uid == policy.uid()) else {
-            return policy.status.clone().unwrap_or_default();
+            return cached();
         };
         match &remembered.written {
-            Some((over, status)) if over.is_some() && *over == policy.resource_version() => status.clone(),
+            Some(written) if written.over.is_some() && written.over == policy.resource_version() => {
+                (written.status.clone(), written.produced.clone())
+            }
             _ => {
                 // The cache has caught up (or someone else wrote since): the copy is not needed.
                 remembered.written = None;
-                policy.status.clone().unwrap_or_default()
+                cached()
             }
         }
     }
@@ -92,6 +106,13 @@ pub async fn reconcile(policy: Arc<ScalingPolicy>, ctx: Arc<Context>) -> Result<
     // and so every other tenant's policy, down with it: it is caught, reported on this policy alone,
     // and retried with backoff like any failed round.
     let result = match AssertUnwindSafe(round(&policy, &ctx)).catch_unwind().await {
+        // Someone wrote the policy since this round read it (an edit, or another holder of its
+        // shard): not a failure, a round on what is there now, soon.
+        Ok(Err(Error::StatusConflict)) => {
+            tracing::info!(policy = %policy.name_any(), namespace = ?policy.namespace(), "status write conflict: the policy changed since the round read it; retrying");
+            ctx.telemetry.reconcile_duration.observe(started.elapsed().as_secs_f64());
+            return Ok(Action::requeue(CONFLICT_RETRY));
+        }
         Ok(result) => result,
         Err(panic) => {
             let message = panic_message(panic.as_ref());
@@ -117,10 +138,10 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// Ready=False (RoundFailed) on the policy, with an Event: best effort, as the round already failed.
 async fn report_failed_round(policy: &ScalingPolicy, ctx: &Context, message: &str) {
-    let previous = ctx.rounds.previous(policy);
+    let (previous, mut version) = ctx.rounds.previous(policy);
     let text = format!("this round failed unexpectedly and is retried: {message}");
     let (status, flips) = status::blocked(&previous, policy.metadata.generation, Timestamp::now(), Reason::RoundFailed, &text);
-    if let Err(error) = report(ctx, policy, &previous, status, flips, None).await {
+    if let Err(error) = report(ctx, policy, &mut version, &previous, status, flips, None).await {
         tracing::warn!(%error, policy = %policy.name_any(), "could not report the failed round");
     }
 }
@@ -129,7 +150,8 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     // The one clock read: everything below takes `now` as data. Whole seconds, as status stores
     // times: what this process decides from memory is then what the next one reads back.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
-    let previous = ctx.rounds.previous(policy);
+    // `version` follows the round's own status writes, so each is fenced by the one before.
+    let (previous, mut version) = ctx.rounds.previous(policy);
     let remembered = ctx.rounds.get(policy);
     let generation = policy.metadata.generation;
 
@@ -137,7 +159,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         Ok(rules) => rules,
         Err(problems) => {
             let (status, flips) = status::blocked(&previous, generation, now, Reason::PolicyInvalid, &problems.to_string());
-            report(ctx, policy, &previous, status, flips, None).await?;
+            report(ctx, policy, &mut version, &previous, status, flips, None).await?;
             return Ok(Action::await_change());
         }
     };
@@ -151,7 +173,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
                 Blocked::PolicyInvalid(message) => (Reason::PolicyInvalid, message),
             };
             let (status, flips) = status::blocked(&previous, generation, now, reason, &message);
-            report(ctx, policy, &previous, status, flips, None).await?;
+            report(ctx, policy, &mut version, &previous, status, flips, None).await?;
             return Ok(Action::requeue(backoff::jittered(rules.interval)));
         }
     };
@@ -236,7 +258,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         // operator killed between the two writes comes back knowing the step it took, and its
         // rate limits cannot allow that step a second time.
         let (intent, flips) = reported(change);
-        report(ctx, policy, &previous, intent.clone(), flips, None).await?;
+        report(ctx, policy, &mut version, &previous, intent.clone(), flips, None).await?;
         match write_scale(ctx, policy, observed.resource_version.clone(), decision.desired_replicas).await {
             Ok(()) => {
                 tracing::info!(
@@ -257,7 +279,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
             Err(error) => {
                 // The step was not taken: take its event back out of status.
                 let (unscaled, _) = reported(0);
-                report(ctx, policy, &intent, unscaled, Vec::new(), None).await?;
+                report(ctx, policy, &mut version, &intent, unscaled, Vec::new(), None).await?;
                 if let Error::Kube(kube::Error::Api(status)) = &error
                     && status.code == 409
                 {
@@ -286,7 +308,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
                 );
                 (decision.reason, note)
             });
-        report(ctx, policy, &previous, status, flips, would_scale).await?;
+        report(ctx, policy, &mut version, &previous, status, flips, would_scale).await?;
     }
     // Only once status holds this round's recommendation may the open run be taken as recommended
     // through it.
@@ -394,9 +416,16 @@ async fn write_scale(
 }
 
 /// Patches status when it changed, and publishes an Event for a scale and for each condition flip.
+///
+/// The patch carries `version` (the resourceVersion the round read, or its previous write
+/// produced) as a precondition: a writer that read an older object (a late round of a replica
+/// that lost the shard, say) is refused with 409 Conflict, [`Error::StatusConflict`], and writes
+/// nothing. On success `version` is the one written. The patch holds status alone: for a policy
+/// cached as unreadable (see `lenient`), nothing of the placeholder spec is sent.
 async fn report(
     ctx: &Context,
     policy: &ScalingPolicy,
+    version: &mut Option<String>,
     previous: &ScalingPolicyStatus,
     status: ScalingPolicyStatus,
     flips: Vec<Flip>,
@@ -407,15 +436,27 @@ async fn report(
     // Compared as the API server would store them (times in whole seconds, say): a round that
     // changed nothing sends nothing.
     if serde_json::to_value(&status).ok() != serde_json::to_value(previous).ok() {
-        let api: Api<ScalingPolicy> = Api::namespaced(ctx.client_for(policy), &policy.namespace().unwrap_or_default());
-        let patch = serde_json::json!({
+        // Read back leniently: the API server answers with the whole object, which for a policy
+        // reported as unreadable does not deserialize as a ScalingPolicy.
+        let api: Api<LenientPolicy> = Api::namespaced(ctx.client_for(policy), &policy.namespace().unwrap_or_default());
+        let mut patch = serde_json::json!({
             "apiVersion": ScalingPolicy::api_version(&()),
             "kind": ScalingPolicy::kind(&()),
             "status": status,
         });
-        api.patch_status(&policy.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+        if let Some(version) = version.as_deref() {
+            patch["metadata"] = serde_json::json!({"resourceVersion": version});
+        }
+        let written =
+            match api.patch_status(&policy.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await {
+                Ok(written) => written,
+                Err(kube::Error::Api(status)) if status.code == 409 => return Err(Error::StatusConflict),
+                Err(error) => return Err(error.into()),
+            };
         ctx.telemetry.status_writes.inc();
-        ctx.rounds.update(policy, |r| r.written = Some((policy.resource_version(), status)));
+        *version = written.metadata.resource_version;
+        let produced = version.clone();
+        ctx.rounds.update(policy, |r| r.written = Some(Written { over: policy.resource_version(), produced, status }));
     }
     if let Some((reason, message)) = scaled {
         publish(ctx, policy, EventType::Normal, reason, message).await;
@@ -467,6 +508,34 @@ fn cut_to(text: &str, limit: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cached(version: &str, desired: i32) -> ScalingPolicy {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "trimtab.dev/v1alpha1", "kind": "ScalingPolicy",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u1", "resourceVersion": version},
+            "spec": {"targetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 10, "objectives": []},
+            "status": {"desiredReplicas": desired}
+        }))
+        .expect("a policy")
+    }
+
+    #[test]
+    fn a_status_write_is_fenced_by_the_version_read_or_by_this_process_own_last_write() {
+        let rounds = Rounds::default();
+        let policy = cached("5", 2);
+        let (status, version) = rounds.previous(&policy);
+        assert_eq!((status.desired_replicas, version.as_deref()), (Some(2), Some("5")), "the cache's");
+        let written = ScalingPolicyStatus { desired_replicas: Some(3), ..ScalingPolicyStatus::default() };
+        rounds.update(&policy, |r| {
+            r.written = Some(Written { over: Some("5".into()), produced: Some("6".into()), status: written })
+        });
+        // The cache has not seen the write: the next round starts from it, fenced by what it produced.
+        let (status, version) = rounds.previous(&policy);
+        assert_eq!((status.desired_replicas, version.as_deref()), (Some(3), Some("6")));
+        // Someone wrote after us: the cache shows it, and our copy is dropped.
+        let (status, version) = rounds.previous(&cached("7", 4));
+        assert_eq!((status.desired_replicas, version.as_deref()), (Some(4), Some("7")));
+    }
 
     #[test]
     fn a_long_event_note_is_cut_within_the_api_limit_on_a_character_boundary() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::api::{
     DurationBounds, Enforcement, FORECAST_WINDOW_BOUNDS, INTERVAL_BOUNDS, MAX_COUNT, Mode, ObjectiveKind, PolicyType, Quantity,
-    SPOT_WAIT_BOUNDS, ScalingPolicySpec, ScalingRules, SelectPolicy, WhenEmpty, parse_duration,
+    SPOT_WAIT_BOUNDS, ScalingPolicySpec, ScalingRules, SelectPolicy, Unreadable, WhenEmpty, parse_duration,
 };
 
 /// HPA's default tolerance: relative changes of an AverageValue or Value objective within 10% are ignored.
@@ -104,6 +104,33 @@ pub struct PlacementRule {
     pub return_after: Duration,
 }
 
+/// A stored policy's field that does not deserialize, with where `kubectl explain` documents it.
+fn unreadable_problem(unreadable: &Unreadable) -> FieldProblem {
+    let documented: String = {
+        // `spec.objectives[0].kind` is documented as `spec.objectives.kind`.
+        let mut depth = 0;
+        unreadable
+            .field
+            .chars()
+            .filter(|c| {
+                match c {
+                    '[' => depth += 1,
+                    ']' => depth -= 1,
+                    _ => return depth == 0,
+                }
+                false
+            })
+            .collect()
+    };
+    FieldProblem {
+        field: unreadable.field.clone(),
+        message: format!(
+            "{}: Trimtab cannot read this ScalingPolicy; fix that field (kubectl explain scalingpolicy.{documented})",
+            unreadable.problem
+        ),
+    }
+}
+
 /// Every problem found in a spec, each with the field to fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub struct PolicyError {
@@ -136,6 +163,10 @@ impl PolicyError {
 
 impl Policy {
     pub fn from_spec(spec: &ScalingPolicySpec) -> Result<Policy, PolicyError> {
+        if let Some(unreadable) = &spec.unreadable {
+            // The rest of this spec is a placeholder: the one problem is the field that did not read.
+            return Err(PolicyError { problems: vec![unreadable_problem(unreadable)] });
+        }
         let mut check = Checker::default();
 
         if spec.min_replicas < 1 {
