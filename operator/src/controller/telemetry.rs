@@ -52,7 +52,22 @@ impl PolicyLabels {
     fn objective(&self, objective: &str) -> ObjectiveLabels {
         ObjectiveLabels { namespace: self.namespace.clone(), policy: self.policy.clone(), objective: objective.to_owned() }
     }
+
+    fn capacity(&self, capacity_type: &'static str) -> PlacementLabels {
+        PlacementLabels { namespace: self.namespace.clone(), policy: self.policy.clone(), capacity_type }
+    }
 }
+
+/// A policy's replicas on one capacity type, named as CapacityPool's `capacityType` names them.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlacementLabels {
+    pub namespace: String,
+    pub policy: String,
+    pub capacity_type: &'static str,
+}
+
+/// The capacity types of [`PlacementLabels`].
+const CAPACITY_TYPES: [&str; 2] = ["Spot", "OnDemand"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConditionLabels {
@@ -114,6 +129,8 @@ pub struct Telemetry {
     pub webhook_admission_duration: Histogram,
     pub evictions: Family<EvictionLabels, Counter>,
     pub desired_replicas: Family<PolicyLabels, Gauge>,
+    /// For a policy with spec.placement: the desired replicas per capacity type.
+    pub placement_replicas: Family<PlacementLabels, Gauge>,
     pub current_replicas: Family<PolicyLabels, Gauge>,
     pub cost_per_hour: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
     pub forecast_demand: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
@@ -190,6 +207,12 @@ impl Default for Telemetry {
         );
         let desired_replicas = Family::<PolicyLabels, Gauge>::default();
         registry.register("desired_replicas", "Replicas Trimtab decided on", desired_replicas.clone());
+        let placement_replicas = Family::<PlacementLabels, Gauge>::default();
+        registry.register(
+            "placement_replicas",
+            "Of the replicas Trimtab decided on, how many go on each capacity type (spec.placement)",
+            placement_replicas.clone(),
+        );
         let current_replicas = Family::<PolicyLabels, Gauge>::default();
         registry.register("current_replicas", "Replicas the target had when observed", current_replicas.clone());
         let cost_per_hour = Family::<PolicyLabels, Gauge<f64, AtomicU64>>::default();
@@ -265,6 +288,7 @@ impl Default for Telemetry {
             webhook_admission_duration,
             evictions,
             desired_replicas,
+            placement_replicas,
             current_replicas,
             cost_per_hour,
             forecast_demand,
@@ -335,6 +359,17 @@ impl Telemetry {
         self.last_decision_time.get_or_create(policy).set(now.as_second());
         self.desired_replicas.get_or_create(policy).set(i64::from(decision.desired_replicas));
         self.current_replicas.get_or_create(policy).set(i64::from(current));
+        match decision.placement {
+            Some(split) => {
+                self.placement_replicas.get_or_create(&policy.capacity("Spot")).set(i64::from(split.spot));
+                self.placement_replicas.get_or_create(&policy.capacity("OnDemand")).set(i64::from(split.on_demand));
+            }
+            None => {
+                for capacity_type in CAPACITY_TYPES {
+                    self.placement_replicas.remove(&policy.capacity(capacity_type));
+                }
+            }
+        }
         if let Some(cost) = decision.cost_per_hour {
             self.cost_per_hour.get_or_create(policy).set(cost);
         }
@@ -377,6 +412,9 @@ impl Telemetry {
         for policy in &gone {
             let known = series.remove(policy).unwrap_or_default();
             self.desired_replicas.remove(policy);
+            for capacity_type in CAPACITY_TYPES {
+                self.placement_replicas.remove(&policy.capacity(capacity_type));
+            }
             self.current_replicas.remove(policy);
             self.cost_per_hour.remove(policy);
             self.forecast_demand.remove(policy);
@@ -579,5 +617,48 @@ mod tests {
         assert_eq!(code, 200);
         assert!(body.contains("trimtab_build_info"), "{body}");
         assert_eq!(get(router(telemetry), "/healthz").await.0, 200, "probes written for one port keep working");
+    }
+
+    #[test]
+    fn every_metric_the_charts_dashboard_and_alerts_read_is_one_the_operator_exports() {
+        // A family is exported once it has a series: give every labelled one a series.
+        let t = Telemetry::default();
+        let p = PolicyLabels { namespace: "shop".into(), policy: "checkout".into() };
+        for gauge in [&t.desired_replicas, &t.current_replicas, &t.min_replicas, &t.max_replicas, &t.last_decision_time] {
+            gauge.get_or_create(&p).set(1);
+        }
+        for gauge in [&t.cost_per_hour, &t.forecast_demand, &t.learned_capacity] {
+            gauge.get_or_create(&p).set(1.0);
+        }
+        t.placement_replicas.get_or_create(&p.capacity(CAPACITY_TYPES[0])).set(1);
+        t.policy_condition.get_or_create(&p.condition("Ready")).set(1);
+        t.objective_value.get_or_create(&p.objective("p99")).set(1.0);
+        t.objective_target.get_or_create(&p.objective("p99")).set(1.0);
+        t.decisions.get_or_create(&DecisionLabels { reason: "R".into(), limited_by: "L".into() }).inc();
+        t.query_errors.get_or_create(&QueryErrorLabels { absence: "Empty".into() }).inc();
+        t.webhook_admissions.get_or_create(&AdmissionLabels { outcome: "placed" }).inc();
+        t.evictions.get_or_create(&EvictionLabels { reason: "rebalance", outcome: "evicted" }).inc();
+        t.shard_owned.get_or_create(&ShardLabels { shard: "0".into() }).set(1);
+        let exported = t.encode();
+        let families: HashSet<&str> =
+            exported.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split_whitespace().next()).collect();
+        for (file, text) in [
+            ("dashboard.json", include_str!("../../../charts/trimtab/files/dashboard.json")),
+            ("prometheus-rules.yaml", include_str!("../../../charts/trimtab/files/prometheus-rules.yaml")),
+        ] {
+            let mut read = 0;
+            for at in text.match_indices("trimtab_").map(|(i, _)| i) {
+                let name: String = text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                // A runbook anchor or a prose mention is not a series name.
+                if text[..at].ends_with('#') || name.len() <= "trimtab_".len() {
+                    continue;
+                }
+                let family =
+                    ["_bucket", "_count", "_sum", "_total"].iter().find_map(|suffix| name.strip_suffix(suffix)).unwrap_or(&name);
+                assert!(families.contains(family), "{file} reads {name}, which the operator does not export");
+                read += 1;
+            }
+            assert!(read > 5, "{file}: found only {read} metric names");
+        }
     }
 }
