@@ -21,9 +21,35 @@ fn binary() -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join("prometheus")).find(|p| p.is_file())
 }
 
+/// What a [`LocalPrometheus`] scrapes and evaluates.
+pub struct Setup {
+    /// The scrape job's name.
+    pub job: String,
+    /// `host:port` of each target serving /metrics.
+    pub targets: Vec<String>,
+    /// Scrape (and rule evaluation) interval, as Prometheus writes durations.
+    pub interval: String,
+    /// Keep the labels the targets write (they write what a Kubernetes scrape would have added).
+    pub honor_labels: bool,
+    /// A rules file's content, evaluated every interval.
+    pub rules: Option<String>,
+}
+
 impl LocalPrometheus {
-    /// None when there is no `prometheus` to run (outside CI: the caller skips).
+    /// Scrapes `targets` every [`SCRAPE_INTERVAL`] with honor_labels. None when there is no
+    /// `prometheus` to run (outside CI: the caller skips).
     pub fn start(name: &str, targets: &[SocketAddr]) -> Option<LocalPrometheus> {
+        Self::start_with(Setup {
+            job: name.to_owned(),
+            targets: targets.iter().map(SocketAddr::to_string).collect(),
+            interval: SCRAPE_INTERVAL.to_owned(),
+            honor_labels: true,
+            rules: None,
+        })
+    }
+
+    /// Starts Prometheus as `setup` says. None when there is no `prometheus` to run (outside CI).
+    pub fn start_with(setup: Setup) -> Option<LocalPrometheus> {
         let _ = rustls::crypto::ring::default_provider().install_default(); // for the queries' client
         let Some(binary) = binary() else {
             // CI installs Prometheus before the tests (.ci/run): there, a missing one is a failure, never a pass.
@@ -35,12 +61,22 @@ impl LocalPrometheus {
             return None;
         };
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("trimtab-e2e-prometheus-{name}-{}-{nanos}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("trimtab-e2e-prometheus-{}-{}-{nanos}", setup.job, std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the temp dir");
-        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let rule_files = match &setup.rules {
+            Some(rules) => {
+                std::fs::write(dir.join("rules.yaml"), rules).expect("write the rules");
+                format!("rule_files: ['{}']\n", dir.join("rules.yaml").display())
+            }
+            None => String::new(),
+        };
+        let targets: Vec<String> = setup.targets.iter().map(|t| format!("'{t}'")).collect();
         let config = format!(
-            "global:\n  scrape_interval: {SCRAPE_INTERVAL}\n  scrape_timeout: {SCRAPE_INTERVAL}\nscrape_configs:\n  - job_name: {name}\n    honor_labels: true\n    static_configs:\n      - targets: [{}]\n",
-            targets.join(", ")
+            "global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\n  evaluation_interval: {interval}\n{rule_files}scrape_configs:\n  - job_name: {job}\n    honor_labels: {honor}\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", "),
+            interval = setup.interval,
+            job = setup.job,
+            honor = setup.honor_labels,
         );
         std::fs::write(dir.join("prometheus.yml"), config).expect("write the config");
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
@@ -57,16 +93,28 @@ impl LocalPrometheus {
         Some(LocalPrometheus { url: format!("http://127.0.0.1:{port}"), child, dir })
     }
 
+    /// The series an instant query answers (each `{"metric": ..., "value": ...}`).
+    pub async fn query(&self, query: &str) -> Result<Vec<serde_json::Value>, String> {
+        let url = format!("{}/api/v1/query", self.url);
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(url)
+            .query(&[("query", query)])
+            .send()
+            .await
+            .map_err(|e| format!("query: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("answer: {e}"))?;
+        body["data"]["result"].as_array().cloned().ok_or_else(|| format!("no result in {body}"))
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
     }
 
     /// The value of an instant query that returns one series, if it does (and Prometheus answers).
     pub async fn value(&self, query: &str) -> Option<f64> {
-        let url = format!("{}/api/v1/query", self.url);
-        let body: serde_json::Value =
-            reqwest::Client::new().get(url).query(&[("query", query)]).send().await.ok()?.json().await.ok()?;
-        match body["data"]["result"].as_array()?.as_slice() {
+        match self.query(query).await.ok()?.as_slice() {
             [one] => one["value"][1].as_str()?.parse().ok().filter(|v: &f64| v.is_finite()),
             _ => None,
         }

