@@ -434,6 +434,10 @@ pub struct ScalingPolicyStatus {
     /// fights faster than once per window (condition ExternalWriteDetected).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_write: Option<ExternalWrite>,
+    /// What spec.forecast provisions for, as of its last plan (absent without spec.forecast, or
+    /// while the lookback holds too little to plan from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastStatus>,
     /// The last decision and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision: Option<LastDecision>,
@@ -447,6 +451,25 @@ pub struct ScalingPolicyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// The predictive law's plan, as `kubectl describe` shows it. Its figures are refreshed when one
+/// moves by more than 5 % or the count changes, as objective values are, so a steady forecast does
+/// not rewrite status every round (every round's figures are `trimtab_forecast_demand` and
+/// `trimtab_learned_capacity`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ForecastStatus {
+    /// The throughput provisioned for, in the unit of loadQuery (requests/s): the trend's value
+    /// at the horizon plus the noise margin.
+    pub demand: String,
+    /// The throughput per Ready replica at which `objective` would be breached, as learned from
+    /// the lookback.
+    pub capacity_per_replica: String,
+    /// The Ceiling objective whose learned capacity is the tightest.
+    pub objective: String,
+    /// The replicas the plan asks for: demand over capacity per replica, rounded up.
+    pub replicas: i32,
 }
 
 /// A write of the target's spec.replicas by another field manager, as Trimtab saw it.

@@ -5,7 +5,9 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::conditions::{self, Flip, Wanted};
-use crate::api::{LastDecision, ObjectiveState, ObjectiveStatus, PlacementStatus, Reason, ScalingPolicyStatus, format_decimal};
+use crate::api::{
+    ForecastStatus, LastDecision, ObjectiveState, ObjectiveStatus, PlacementStatus, Reason, ScalingPolicyStatus, format_decimal,
+};
 use crate::engine::{Arbitration, DataCompleteness, Decision};
 
 /// Why writes are held back this round, if they are.
@@ -80,6 +82,16 @@ pub fn decided(previous: &ScalingPolicyStatus, round: &Round, history: crate::ap
             }
         })
         .collect();
+    let fresh_forecast = decision.plan.as_ref().map(|plan| ForecastStatus {
+        demand: format_decimal(plan.forecast.demand, 4),
+        capacity_per_replica: format_decimal(plan.capacity.per_replica, 4),
+        objective: plan.capacity.objective.clone(),
+        replicas: plan.replicas,
+    });
+    status.forecast = match (&previous.forecast, fresh_forecast) {
+        (Some(shown), Some(fresh)) if forecast_close_enough(shown, &fresh) => Some(shown.clone()),
+        (_, fresh) => fresh,
+    };
     status.consecutive_failures =
         if decision.data == DataCompleteness::Complete { 0 } else { previous.consecutive_failures.saturating_add(1) };
     status.history = history;
@@ -133,6 +145,19 @@ fn close_enough(shown: &ObjectiveStatus, fresh: &ObjectiveStatus, value: Option<
         (None, None) => shown.value.is_none(),
         _ => false,
     }
+}
+
+/// A plan shown in status stays while its count and objective are the same and its figures are
+/// within [`VALUE_REFRESH`] of what is shown.
+fn forecast_close_enough(shown: &ForecastStatus, fresh: &ForecastStatus) -> bool {
+    let near = |old: &str, new: &str| match (old.parse::<f64>(), new.parse::<f64>()) {
+        (Ok(old), Ok(new)) => (new - old).abs() <= VALUE_REFRESH * old.abs(),
+        _ => old == new,
+    };
+    shown.replicas == fresh.replicas
+        && shown.objective == fresh.objective
+        && near(&shown.demand, &fresh.demand)
+        && near(&shown.capacity_per_replica, &fresh.capacity_per_replica)
 }
 
 /// How many objectives the one-line summary names before "+N more".
@@ -434,6 +459,36 @@ mod tests {
         let (decided_again, _) = decided(&moved, &round(&other, &Hold::None, 45), History::default());
         let last = decided_again.last_decision.expect("a last decision");
         assert_eq!((last.to, last.message.as_str()), (9, "p99-latency 0.6 > 0.3"), "a new decision brings its own message");
+    }
+
+    fn plan(demand: f64, per_replica: f64, replicas: i32) -> crate::engine::Plan {
+        use crate::engine::{CapacityBasis, LearnedCapacity, LoadForecast, Plan};
+        Plan {
+            forecast: LoadForecast { now: demand, trend_per_minute: 0.0, noise: 1.0, window_minutes: 10, demand },
+            capacity: LearnedCapacity { objective: "p99-latency".into(), per_replica, basis: CapacityBasis::Fitted, pairs: 30 },
+            replicas,
+        }
+    }
+
+    #[test]
+    fn the_forecast_plan_shows_in_status_and_is_rewritten_only_when_it_moves() {
+        let mut d = decision(9, Reason::ObjectiveBreached, Reason::DesiredWithinRange);
+        d.plan = Some(plan(412.0, 48.5, 9));
+        let (first, _) = decided(&ScalingPolicyStatus::default(), &round(&d, &Hold::None, 0), History::default());
+        let shown = first.forecast.clone().expect("the plan is in status");
+        assert_eq!(
+            (shown.demand.as_str(), shown.capacity_per_replica.as_str(), shown.objective.as_str(), shown.replicas),
+            ("412", "48.5", "p99-latency", 9)
+        );
+        d.plan = Some(plan(420.0, 48.0, 9));
+        let (noisy, _) = decided(&first, &round(&d, &Hold::None, 15), History::default());
+        assert_eq!(noisy, first, "a forecast moving by 2 %: nothing to write");
+        d.plan = Some(plan(470.0, 48.0, 10));
+        let (moved, _) = decided(&first, &round(&d, &Hold::None, 30), History::default());
+        assert_eq!(moved.forecast.map(|f| (f.demand, f.replicas)), Some(("470".into(), 10)));
+        d.plan = None;
+        let (without, _) = decided(&first, &round(&d, &Hold::None, 45), History::default());
+        assert_eq!(without.forecast, None, "no plan, nothing shown");
     }
 
     #[test]
