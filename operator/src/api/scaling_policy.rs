@@ -559,12 +559,21 @@ pub struct History {
     /// nothing here. The newest entry is still being recommended (its `until` is filled in when the
     /// next count supersedes it); an entry without `until` is a single round (so a plain per-round
     /// log, newest last, works too).
+    ///
+    /// At most 4096: one run per round inside the longest stabilization window (3600 s) at the
+    /// shortest interval (1 s) is 3601, so the bound is never reached, and 4096 entries of about
+    /// 90 bytes stay far below the API server's object size limit.
     #[serde(default)]
+    #[schemars(length(max = 4096))]
     pub recommendations: Vec<Recommendation>,
     /// Applied replica changes (signed), as HPA holds them: one slot per remembered event, a new
     /// event overwriting the last slot of its direction that is `outdated`. An entry without
     /// `outdated` is a change still to be stored that way (so a plain log, newest last, works too).
+    ///
+    /// At most 4096: a direction grows only while all of its slots are within its longest policy
+    /// period (at most 1800 s), so by one event per round at the shortest interval (1 s), 3600 in all.
     #[serde(default)]
+    #[schemars(length(max = 4096))]
     pub scale_events: Vec<ScaleEvent>,
 }
 
