@@ -35,13 +35,13 @@ impl Operator {
 
     /// Starts `trimtab run` with extra flags; the webhook is served when they give `--webhook-addr`.
     pub fn start_with(namespace: &str, prometheus_url: &str, extra: &[&str]) -> Operator {
-        Self::start_full(namespace, prometheus_url, extra, None, None)
+        Self::start_full(namespace, prometheus_url, extra, None, None, &[])
     }
 
     /// Starts `trimtab run` reaching the API server through `api_proxy` (a loopback address, see
     /// [`crate::proxy::CuttableProxy::start_tcp`]) instead of directly.
     pub fn start_through(namespace: &str, prometheus_url: &str, extra: &[&str], api_proxy: &str) -> Operator {
-        Self::start_full(namespace, prometheus_url, extra, Some(api_proxy), None)
+        Self::start_full(namespace, prometheus_url, extra, Some(api_proxy), None, &[])
     }
 
     /// The kubeconfig the operator runs with: the chart's ServiceAccount's, or the admin's.
@@ -62,7 +62,12 @@ impl Operator {
     /// Starts `trimtab run` reaching the API server as `kubeconfig` says (through a proxy, say)
     /// instead of the test's own KUBECONFIG or the chart's identity.
     pub fn start_via(namespace: &str, prometheus_url: &str, kubeconfig: Option<&std::path::Path>, extra: &[&str]) -> Operator {
-        Self::start_full(namespace, prometheus_url, extra, None, kubeconfig)
+        Self::start_full(namespace, prometheus_url, extra, None, kubeconfig, &[])
+    }
+
+    /// Starts `trimtab run` with extra environment variables (a failpoint, say).
+    pub fn start_with_env(namespace: &str, prometheus_url: &str, env: &[(&str, &str)]) -> Operator {
+        Self::start_full(namespace, prometheus_url, &[], None, None, env)
     }
 
     fn start_full(
@@ -71,6 +76,7 @@ impl Operator {
         extra: &[&str],
         api_proxy: Option<&str>,
         kubeconfig: Option<&std::path::Path>,
+        env: &[(&str, &str)],
     ) -> Operator {
         let webhook = extra.contains(&"--webhook-addr");
         let chart_identity = match kubeconfig {
@@ -110,6 +116,7 @@ impl Operator {
             .args(["--webhook", if webhook { "true" } else { "false" }])
             .args(extra)
             .env("RUST_LOG", "info,kube=warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::from(log_file.try_clone().expect("clone the log handle")))
             .stderr(Stdio::from(log_file))
             .spawn()
@@ -157,6 +164,18 @@ impl Operator {
     pub async fn last_decision(&self, namespace: &str, name: &str) -> Option<i64> {
         let series = format!("trimtab_last_decision_timestamp_seconds{{namespace=\"{namespace}\",policy=\"{name}\"}}");
         self.metric(&series).await.map(|v| v as i64)
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; whether it did.
+    pub async fn exited_within(&mut self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
     }
 
     /// Kills the process at once (SIGKILL): no graceful shutdown, no lease release.

@@ -146,6 +146,11 @@ async fn report_failed_round(policy: &ScalingPolicy, ctx: &Context, message: &st
     }
 }
 
+/// The failpoint of the R7 scenario: set, a debug build aborts after writing a scale's intent to
+/// status and before writing the scale.
+#[cfg(debug_assertions)]
+pub const CRASH_AFTER_INTENT: &str = "TRIMTAB_FAILPOINT_CRASH_AFTER_INTENT";
+
 async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     // The one clock read: everything below takes `now` as data. Whole seconds, as status stores
     // times: what this process decides from memory is then what the next one reads back.
@@ -259,6 +264,12 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         // rate limits cannot allow that step a second time.
         let (intent, flips) = reported(change);
         report(ctx, policy, &mut version, &previous, intent.clone(), flips, None).await?;
+        // Test-only, in debug builds: crash exactly between the two writes (the R7 e2e scenario).
+        #[cfg(debug_assertions)]
+        if std::env::var_os(CRASH_AFTER_INTENT).is_some() {
+            tracing::error!(policy = %policy.name_any(), "{CRASH_AFTER_INTENT}: aborting between the status and the scale write");
+            std::process::abort();
+        }
         match write_scale(ctx, policy, observed.resource_version.clone(), decision.desired_replicas).await {
             Ok(()) => {
                 tracing::info!(
