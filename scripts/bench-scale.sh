@@ -115,7 +115,7 @@ prom_queries() {
   curl -fsS "$PROMETHEUS_URL/metrics" | awk '/^prometheus_http_requests_total\{.*handler="\/api\/v1\/query"/ {s += $NF} END {print s + 0}'
 }
 scrape() { curl -fsS "http://${addrs[$1]}/metrics" 2>/dev/null || true; }
-# "SHARDS EVALUATED" for replica $1, then the series evaluated: its policies whose newest decided round is at most two
+# "SHARDS EVALUATED" for replica $1, then (with a second argument "series") the series evaluated: its policies whose newest decided round is at most two
 # intervals old (its own gauge, which has series only for the policies it owns), and the shards it
 # holds (trimtab_shard_owned; with leader election off it owns everything: "all").
 replica_state() {
@@ -129,13 +129,13 @@ for line in sys.stdin:
     elif line.startswith("trimtab_shard_owned{") and float(line.split()[-1]) == 1:
         owned.append(line.split("\"")[1])
 print((",".join(sorted(owned, key=int)) or "none") if elect else "all", len(recent))
-for series in recent: print(series)' "$INTERVAL_S" "$ELECT"
+if sys.argv[3] == "series": print(*recent, sep="\n")' "$INTERVAL_S" "$ELECT" "${2:-}"
 }
 # "evaluated total": the policies evaluated by some replica within two intervals (the union).
 evaluated_share() {
   local total i
   total=$(kubectl get scalingpolicies -A --no-headers 2>/dev/null | wc -l)
-  for ((i = 0; i < REPLICAS; i++)); do replica_state "$i" | tail -n +2; done | sort -u | wc -l | sed "s/\$/ $total/"
+  for ((i = 0; i < REPLICAS; i++)); do replica_state "$i" series | tail -n +2; done | sort -u | wc -l | sed "s/\$/ $total/"
 }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
@@ -169,7 +169,7 @@ if [[ $ELECT == true ]]; then
   share=$(((SHARDS + REPLICAS - 1) / REPLICAS))
   while :; do
     alive
-    held=$(for ((i = 0; i < REPLICAS; i++)); do replica_state "$i" | head -n 1 | cut -d' ' -f1; done)
+    held=$(for ((i = 0; i < REPLICAS; i++)); do replica_state "$i" | cut -d' ' -f1; done)
     if python3 -c '
 import sys
 shards, share, held = int(sys.argv[1]), int(sys.argv[2]), [[] if l == "none" else l.split(",") for l in sys.argv[3].split("\n")]
@@ -229,7 +229,7 @@ api_counters >"$work/api_after"
 prom_after=$(prom_queries)
 # One line per replica: shards, RSS peak and mean (KiB), CPU ticks, policies evaluated, status writes.
 for ((i = 0; i < REPLICAS; i++)); do
-  read -r shards evaluated < <(replica_state "$i" | head -n 1)
+  read -r shards evaluated < <(replica_state "$i")
   echo "$i ${shards:-none} $(hwm_kib "${pids[$i]}") $((rss_sum[i] / samples)) $(($(cpu_ticks "${pids[$i]}") - ticks_before[i])) \
 ${evaluated:-0} $(($(status_writes "$i") - writes_before[i]))"
 done >"$work/replicas"
