@@ -264,7 +264,7 @@ print(f"| {int(n):,} | {namespaces} | {replicas} × {shards} | {' + '.join(f'{in
       f"{share(done)} | {sum(rates.values()):.1f} | {writes:.1f} | {(float(prom_after) - float(prom_before)) / elapsed:.1f} |")
 if int(replicas) > 1:
     print()
-    print("| replica | shards held | RSS peak | RSS steady | CPU | its policies evaluated within 2 intervals | status patches/s |")
+    print("| replica | shards held (ids) | RSS peak | RSS steady | CPU | its policies evaluated within 2 intervals | status patches/s |")
     print("|---|---|---|---|---|---|---|")
     for i, held, hwm, rss, ticks, evaluated, patches in per_replica:
         print(f"| bench-{i} | {held} | {int(hwm) / 1024:.0f} MiB | {int(rss) / 1024:.0f} MiB | {cpu(ticks):.1f} % | "
