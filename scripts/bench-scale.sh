@@ -115,9 +115,10 @@ prom_queries() {
   curl -fsS "$PROMETHEUS_URL/metrics" | awk '/^prometheus_http_requests_total\{.*handler="\/api\/v1\/query"/ {s += $NF} END {print s + 0}'
 }
 scrape() { curl -fsS "http://${addrs[$1]}/metrics" 2>/dev/null || true; }
-# "SHARDS EVALUATED" for replica $1, then (with a second argument "series") the series evaluated: its policies whose newest decided round is at most two
-# intervals old (its own gauge, which has series only for the policies it owns), and the shards it
-# holds (trimtab_shard_owned; with leader election off it owns everything: "all").
+# Replica $1's "SHARDS EVALUATED": the shards it holds (trimtab_shard_owned; "all" with leader
+# election off) and how many of its policies' newest decided round is at most two intervals old
+# (its own gauge, which has series only for the policies it owns); with a second argument
+# "series", then those series, one a line.
 replica_state() {
   scrape "$1" | python3 -c '
 import sys, time
