@@ -91,7 +91,7 @@ soak:
 bench-quality out="target/bench-quality":
     bash scripts/bench-quality.sh {{out}}
 
-# The scale benchmark: N Deployments and ScalingPolicies over NAMESPACES on the local cluster, one
-# release operator; prints RSS, CPU, the share evaluated on time, API and Prometheus request rates.
-bench-scale n="1000" namespaces="1":
-    bash scripts/bench-scale.sh {{n}} {{namespaces}}
+# The scale benchmark: N Deployments and ScalingPolicies over NAMESPACES on the local cluster,
+# REPLICAS release operators with SHARDS shards; prints RSS, CPU, the share evaluated on time, API and Prometheus request rates.
+bench-scale n="1000" namespaces="1" replicas="1" shards="1":
+    bash scripts/bench-scale.sh {{n}} {{namespaces}} {{replicas}} {{shards}}

@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
 # The scale benchmark: N Deployments with one ScalingPolicy each, spread over NAMESPACES, on the
-# local control plane (kwok nodes, so every pod "runs" without a container), reconciled by one
-# release `trimtab run` (webhook and leader election off). After a warm-up it measures, over
-# BENCH_SECONDS (default 120):
-#   - the operator's RSS (peak over the whole run, and the mean of the window) and CPU share;
-#   - the share of policies evaluated within two intervals (the operator's
-#     trimtab_last_decision_timestamp_seconds: status is not written by a quiet round);
+# local control plane (kwok nodes, so every pod "runs" without a container), reconciled by
+# REPLICAS release `trimtab run` processes (webhook off; leader election off for one replica and
+# one shard, else on with --shards SHARDS and the Leases in the namespace bench-leases). After
+# every shard has its holder and a warm-up, it measures, over BENCH_SECONDS (default 120):
+#   - each replica's RSS (peak over the whole run, and the mean of the window), CPU share and shards;
+#   - the share of policies evaluated within two intervals, per replica and in all (each replica's
+#     trimtab_last_decision_timestamp_seconds, which has series only for the policies it owns:
+#     status is not written by a quiet round);
 #   - API requests/s by verb and resource, from the API server's own apiserver_request_total
 #     (every client's: the operator's are the scalingpolicies and deployments/scale rows);
 #   - Prometheus queries/s, from Prometheus's own prometheus_http_requests_total.
 #
-#   scripts/bench-scale.sh [N] [NAMESPACES]      (just bench-scale N NAMESPACES)
+#   scripts/bench-scale.sh [N] [NAMESPACES] [REPLICAS] [SHARDS]   (just bench-scale N NAMESPACES REPLICAS SHARDS)
 #
-# Env: BENCH_SECONDS (measured window), BENCH_INTERVAL (policies' interval, default 15s).
+# Env: BENCH_SECONDS (measured window), BENCH_INTERVAL (policies' interval, default 15s),
+# BENCH_REPLICAS and BENCH_SHARDS (when not given as arguments; default 1 and 1).
 # Uses the running local cluster if there is one (and leaves it up), else brings one up and down.
 # Everything it creates is deleted at the end, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}
 NAMESPACES=${2:-1}
+REPLICAS=${3:-${BENCH_REPLICAS:-1}}
+SHARDS=${4:-${BENCH_SHARDS:-1}}
+LEASES=bench-leases
+ELECT=false
+((REPLICAS > 1 || SHARDS > 1)) && ELECT=true
 WINDOW=${BENCH_SECONDS:-120}
 INTERVAL=${BENCH_INTERVAL:-15s}
 INTERVAL_S=${INTERVAL%s}
@@ -26,12 +34,16 @@ INTERVAL_S=${INTERVAL%s}
 log() { echo "[bench-scale $(date +%H:%M:%S)] $*" >&2; }
 
 work=$(mktemp -d)
-operator_pid=""
+pids=()
+addrs=()
 started_cluster=0
 cleanup() {
   local rc=$?
-  [[ -n "$operator_pid" ]] && kill "$operator_pid" 2>/dev/null && wait "$operator_pid" 2>/dev/null
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [[ -n "${KUBECONFIG:-}" ]]; then
+    [[ $ELECT == true ]] && { kubectl delete namespace "$LEASES" --wait=false >/dev/null 2>&1 || true; }
     for ((k = 0; k < NAMESPACES; k++)); do kubectl delete namespace "bench-$k" --wait=false >/dev/null 2>&1 || true; done
     kubectl delete nodes -l trimtab.dev/bench=true --wait=false >/dev/null 2>&1 || true
   fi
@@ -102,31 +114,82 @@ api_counters() { kubectl get --raw /metrics | grep -E '^apiserver_request_total\
 prom_queries() {
   curl -fsS "$PROMETHEUS_URL/metrics" | awk '/^prometheus_http_requests_total\{.*handler="\/api\/v1\/query"/ {s += $NF} END {print s + 0}'
 }
-evaluated_share() { # policies whose newest decided round is within two intervals (the operator's own gauge)
-  local total
-  total=$(kubectl get scalingpolicies -A --no-headers 2>/dev/null | wc -l)
-  curl -fsS "http://$metrics_addr/metrics" 2>/dev/null | python3 -c '
+scrape() { curl -fsS "http://${addrs[$1]}/metrics" 2>/dev/null || true; }
+# Replica $1's "SHARDS EVALUATED": the shards it holds (trimtab_shard_owned; "all" with leader
+# election off) and how many of its policies' newest decided round is at most two intervals old
+# (its own gauge, which has series only for the policies it owns); with a second argument
+# "series", then those series, one a line.
+replica_state() {
+  scrape "$1" | python3 -c '
 import sys, time
-interval, total = float(sys.argv[1]), int(sys.argv[2]); now = time.time()
-recent = sum(1 for line in sys.stdin
-             if line.startswith("trimtab_last_decision_timestamp_seconds{") and now - float(line.split()[-1]) <= 2 * interval)
-print(f"{recent} {total}")' "$INTERVAL_S" "$total" || echo "0 $total"
+interval, elect = float(sys.argv[1]), sys.argv[2] == "true"; now = time.time()
+recent, owned = [], []
+for line in sys.stdin:
+    if line.startswith("trimtab_last_decision_timestamp_seconds{") and now - float(line.split()[-1]) <= 2 * interval:
+        recent.append(line.rsplit(" ", 1)[0])
+    elif line.startswith("trimtab_shard_owned{") and float(line.split()[-1]) == 1:
+        owned.append(line.split("\"")[1])
+print((",".join(sorted(owned, key=int)) or "none") if elect else "all", len(recent))
+if sys.argv[3] == "series": print(*recent, sep="\n")' "$INTERVAL_S" "$ELECT" "${2:-}"
 }
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$operator_pid/status"; }
-hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$operator_pid/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$operator_pid/stat"; }
+# "evaluated total": the policies evaluated by some replica within two intervals (the union).
+evaluated_share() {
+  local total i
+  total=$(kubectl get scalingpolicies -A --no-headers 2>/dev/null | wc -l)
+  for ((i = 0; i < REPLICAS; i++)); do replica_state "$i" series | tail -n +2; done | sort -u | wc -l | sed "s/\$/ $total/"
+}
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+alive() {
+  local i
+  for ((i = 0; i < REPLICAS; i++)); do
+    kill -0 "${pids[$i]}" 2>/dev/null || { cat "$work/operator-$i.log" >&2; log "replica $i exited"; exit 1; }
+  done
+}
 
-metrics_addr=127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-log "starting the operator (metrics on $metrics_addr)"
-RUST_LOG=warn "$bin" run --prometheus-url "$PROMETHEUS_URL" --webhook false --leader-elect false \
-  --metrics-addr "$metrics_addr" >"$work/operator.log" 2>&1 &
-operator_pid=$!
+if [[ $ELECT == true ]]; then
+  kubectl create namespace "$LEASES" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  election=(--leader-elect true --shards "$SHARDS" --leader-election-namespace "$LEASES")
+else
+  election=(--leader-elect false)
+fi
+for ((i = 0; i < REPLICAS; i++)); do
+  addrs[i]=127.0.0.1:$(free_port)
+  log "starting replica $i (metrics on ${addrs[$i]}, leader election $ELECT, $SHARDS shard(s))"
+  RUST_LOG=warn "$bin" run --prometheus-url "$PROMETHEUS_URL" --webhook false "${election[@]}" \
+    --identity "bench-$i" --metrics-addr "${addrs[$i]}" >"$work/operator-$i.log" 2>&1 &
+  pids[i]=$!
+done
+
+# Every shard held by exactly one replica, and no replica above its fair share (ceil(SHARDS /
+# REPLICAS)), or two minutes: the balancing hands shards over on the next renew.
+if [[ $ELECT == true ]]; then
+  deadline=$((SECONDS + 120))
+  share=$(((SHARDS + REPLICAS - 1) / REPLICAS))
+  while :; do
+    alive
+    held=$(for ((i = 0; i < REPLICAS; i++)); do replica_state "$i" | cut -d' ' -f1; done)
+    if python3 -c '
+import sys
+shards, share, held = int(sys.argv[1]), int(sys.argv[2]), [[] if l == "none" else l.split(",") for l in sys.argv[3].split("\n")]
+owners = [s for h in held for s in h]
+sys.exit(0 if sorted(owners, key=int) == [str(s) for s in range(shards)] and all(len(h) <= share for h in held) else 1)' \
+      "$SHARDS" "$share" "$held"; then
+      log "every shard held: $(echo "$held" | paste -sd'|')"
+      break
+    fi
+    ((SECONDS < deadline)) || { log "shards not balanced after 2 minutes: $(echo "$held" | paste -sd'|')"; break; }
+    sleep 2
+  done
+fi
 
 # Warm-up: until 99 % of the policies are evaluated within two intervals, or five minutes.
 deadline=$((SECONDS + 300))
 while :; do
   read -r done_ total < <(evaluated_share)
-  kill -0 "$operator_pid" 2>/dev/null || { cat "$work/operator.log" >&2; log "the operator exited"; exit 1; }
+  alive
   ((done_ * 100 >= total * 99)) && break
   ((SECONDS < deadline)) || { log "warm-up did not reach 99 % in 5 minutes ($done_ / $total)"; break; }
   sleep 5
@@ -146,32 +209,39 @@ done
 read -r done_ total < <(evaluated_share)
 log "warm: $done_ / $total evaluated, every Deployment's pods up; measuring for ${WINDOW}s"
 
-status_writes() { curl -fsS "http://$metrics_addr/metrics" | awk '/^trimtab_status_writes_total / {print $2}'; }
-writes_before=$(status_writes)
+status_writes() { scrape "$1" | awk '/^trimtab_status_writes_total / {s = $2} END {printf "%d\n", s}'; }
+writes_before=() ticks_before=() rss_sum=()
+for ((i = 0; i < REPLICAS; i++)); do
+  writes_before[i]=$(status_writes "$i")
+  ticks_before[i]=$(cpu_ticks "${pids[$i]}")
+  rss_sum[i]=0
+done
 api_counters >"$work/api_before"
 prom_before=$(prom_queries)
-ticks_before=$(cpu_ticks)
-rss_sum=0
 samples=0
 start=$SECONDS
 while ((SECONDS - start < WINDOW)); do
-  rss_sum=$((rss_sum + $(rss_kib)))
+  for ((i = 0; i < REPLICAS; i++)); do rss_sum[i]=$((rss_sum[i] + $(rss_kib "${pids[$i]}"))); done
   samples=$((samples + 1))
   sleep 5
 done
 elapsed=$((SECONDS - start))
-writes_after=$(status_writes)
 api_counters >"$work/api_after"
 prom_after=$(prom_queries)
-ticks_after=$(cpu_ticks)
+# One line per replica: shards, RSS peak and mean (KiB), CPU ticks, policies evaluated, status writes.
+for ((i = 0; i < REPLICAS; i++)); do
+  read -r shards evaluated < <(replica_state "$i")
+  echo "$i ${shards:-none} $(hwm_kib "${pids[$i]}") $((rss_sum[i] / samples)) $(($(cpu_ticks "${pids[$i]}") - ticks_before[i])) \
+${evaluated:-0} $(($(status_writes "$i") - writes_before[i]))"
+done >"$work/replicas"
 read -r done_ total < <(evaluated_share)
 hz=$(getconf CLK_TCK)
 
-python3 - "$elapsed" "$N" "$NAMESPACES" "$(hwm_kib)" "$((rss_sum / samples))" "$((ticks_after - ticks_before))" "$hz" \
-  "$done_" "$total" "$prom_before" "$prom_after" "$work/api_before" "$work/api_after" "${writes_before:-0}" "${writes_after:-0}" <<'PY'
+python3 - "$elapsed" "$N" "$NAMESPACES" "$REPLICAS" "$SHARDS" "$hz" "$done_" "$total" "$prom_before" "$prom_after" \
+  "$work/api_before" "$work/api_after" "$work/replicas" <<'PY'
 import re, sys, collections
-(elapsed, n, namespaces, hwm, rss, ticks, hz, done, total, prom_before, prom_after, before_file, after_file,
- writes_before, writes_after) = sys.argv[1:16]
+(elapsed, n, namespaces, replicas, shards, hz, done, total, prom_before, prom_after, before_file, after_file,
+ replicas_file) = sys.argv[1:14]
 elapsed = float(elapsed)
 def counters(path):
     out = collections.Counter()
@@ -185,13 +255,24 @@ def counters(path):
 before, after = counters(before_file), counters(after_file)
 rates = {k: (after[k] - before.get(k, 0)) / elapsed for k in after}
 writes = sum(r for (verb, _), r in rates.items() if verb in ("POST", "PUT", "PATCH", "DELETE", "APPLY", "CREATE", "UPDATE"))
-print(f"| policies | namespaces | RSS peak | RSS steady | CPU | evaluated within 2 intervals | API requests/s | API writes/s | Prometheus queries/s |")
-print(f"|---|---|---|---|---|---|---|---|---|")
-print(f"| {n} | {namespaces} | {int(hwm) / 1024:.0f} MiB | {int(rss) / 1024:.0f} MiB | {int(ticks) / int(hz) / elapsed * 100:.1f} % | "
-      f"{int(done) / max(int(total), 1) * 100:.1f} % ({done}/{total}) | {sum(rates.values()):.1f} | {writes:.1f} | "
-      f"{(float(prom_after) - float(prom_before)) / elapsed:.1f} |")
+per_replica = [line.split() for line in open(replicas_file)]
+cpu = lambda ticks: int(ticks) / int(hz) / elapsed * 100
+share = lambda part: f"{int(part) / max(int(total), 1) * 100:.1f} % ({part}/{total})"
+print(f"| policies | namespaces | replicas × shards | RSS peak | RSS steady | CPU | evaluated within 2 intervals | API requests/s | API writes/s | Prometheus queries/s |")
+print(f"|---|---|---|---|---|---|---|---|---|---|")
+print(f"| {int(n):,} | {namespaces} | {replicas} × {shards} | {' + '.join(f'{int(r[2]) / 1024:.0f}' for r in per_replica)} MiB | "
+      f"{' + '.join(f'{int(r[3]) / 1024:.0f}' for r in per_replica)} MiB | {' + '.join(f'{cpu(r[4]):.1f}' for r in per_replica)} % | "
+      f"{share(done)} | {sum(rates.values()):.1f} | {writes:.1f} | {(float(prom_after) - float(prom_before)) / elapsed:.1f} |")
+if int(replicas) > 1:
+    print()
+    print("| replica | shards held (ids) | RSS peak | RSS steady | CPU | its policies evaluated within 2 intervals | status patches/s |")
+    print("|---|---|---|---|---|---|---|")
+    for i, held, hwm, rss, ticks, evaluated, patches in per_replica:
+        print(f"| bench-{i} | {held} | {int(hwm) / 1024:.0f} MiB | {int(rss) / 1024:.0f} MiB | {cpu(ticks):.1f} % | "
+              f"{share(evaluated)} | {int(patches) / elapsed:.2f} |")
 print()
-print(f"Trimtab's own status patches/s (trimtab_status_writes_total): {(float(writes_after) - float(writes_before)) / elapsed:.2f}")
+print(f"Trimtab's own status patches/s (trimtab_status_writes_total, all replicas): "
+      f"{sum(int(r[6]) for r in per_replica) / elapsed:.2f}")
 print()
 print("API requests/s by verb and resource (every client of the API server; over 0.05/s):")
 for (verb, resource), rate in sorted(rates.items(), key=lambda kv: -kv[1]):
