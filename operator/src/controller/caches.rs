@@ -472,8 +472,9 @@ fn strip_deployment(deployment: &mut Deployment) {
 
 /// Who owns a cached Deployment's spec.replicas (its last writer, or the appliers that share it).
 pub fn replicas_owner(deployment: &Deployment) -> ReplicasOwner {
-    let mut managers: Vec<&str> =
-        deployment.metadata.managed_fields.iter().flatten().filter_map(|entry| entry.manager.as_deref()).collect();
+    let entries = deployment.metadata.managed_fields.iter().flatten();
+    let written = entries.clone().filter_map(|entry| entry.time.as_ref().map(|t| t.0)).max();
+    let mut managers: Vec<&str> = entries.filter_map(|entry| entry.manager.as_deref()).collect();
     managers.sort_unstable();
     managers.dedup();
     if managers.contains(&FIELD_MANAGER) {
@@ -481,7 +482,7 @@ pub fn replicas_owner(deployment: &Deployment) -> ReplicasOwner {
     } else if managers.is_empty() {
         ReplicasOwner::Unknown
     } else {
-        ReplicasOwner::Other(managers.join(", "))
+        ReplicasOwner::Other { managers: managers.join(", "), written }
     }
 }
 
@@ -556,7 +557,7 @@ mod tests {
         let kept = gitops.metadata.managed_fields.clone().unwrap_or_default();
         assert_eq!(kept.len(), 1, "{kept:?}");
         assert_eq!(kept[0].fields_v1, None, "the field set itself is not kept");
-        assert_eq!(replicas_owner(&gitops), ReplicasOwner::Other("gitops-fighter".into()));
+        assert_eq!(replicas_owner(&gitops), ReplicasOwner::Other { managers: "gitops-fighter".into(), written: None });
         let ours = deployment(serde_json::json!([
             {"manager": "trimtab", "operation": "Update", "subresource": "scale", "fieldsType": "FieldsV1", "fieldsV1": replicas}
         ]));

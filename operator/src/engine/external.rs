@@ -23,8 +23,9 @@ pub const MIN_HOLD_SECONDS: i64 = 60;
 pub enum ReplicasOwner {
     /// Trimtab's own field manager.
     Trimtab,
-    /// Other field managers (comma-separated when several share the field).
-    Other(String),
+    /// Other field managers (comma-separated when several share the field), and when the newest
+    /// of them wrote it (managedFields' `time`; none when the API server did not say).
+    Other { managers: String, written: Option<Timestamp> },
     /// No field manager owns it (a target without managedFields): no writer to speak of.
     Unknown,
 }
@@ -67,7 +68,12 @@ pub fn arbitrate(
     let window = hold_window(policy);
     let seconds = window.as_secs();
     match (owner, last_scale) {
-        (ReplicasOwner::Other(manager), Some(last_scale)) => {
+        // A write before Trimtab's own newest is no answer to it: that is the target's creator
+        // still owning a field Trimtab's write never reached (it recorded a scale, then crashed
+        // before writing it: R7).
+        (ReplicasOwner::Other { managers: manager, written }, Some(last_scale))
+            if written.is_none_or(|written| written >= last_scale) =>
+        {
             let since = match previous {
                 // The same hold: no write of Trimtab's since it began.
                 Some(p) if p.since.0 >= last_scale => p.since.clone(),
@@ -129,7 +135,20 @@ mod tests {
     }
 
     fn other(manager: &str) -> ReplicasOwner {
-        ReplicasOwner::Other(manager.into())
+        ReplicasOwner::Other { managers: manager.into(), written: None }
+    }
+
+    #[test]
+    fn a_scale_recorded_but_never_written_is_no_external_write_of_whoever_created_the_target() {
+        let policy = policy(300);
+        // Trimtab recorded a scale at 100 and crashed before writing it: spec.replicas is still
+        // owned by the creator, who wrote it at 10.
+        let creator = ReplicasOwner::Other { managers: "kubectl-create".into(), written: Some(at(10)) };
+        let answer = arbitrate(&policy, None, Some(at(100)), &creator, 2, at(110));
+        assert_eq!(answer, Arbitration::default(), "Trimtab writes as usual");
+        let later = ReplicasOwner::Other { managers: "kubectl".into(), written: Some(at(105)) };
+        let answer = arbitrate(&policy, None, Some(at(100)), &later, 2, at(110));
+        assert!(answer.hold_until.is_some(), "a write after Trimtab's is one: {answer:?}");
     }
 
     /// Simulates a writer that resets replicas to 3 every `every` seconds while the policy wants 5,
