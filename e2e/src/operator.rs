@@ -178,6 +178,11 @@ impl Operator {
         false
     }
 
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Kills the process at once (SIGKILL): no graceful shutdown, no lease release.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

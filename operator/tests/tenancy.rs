@@ -20,6 +20,9 @@ use trimtab::metrics::{MetricsSource, PrometheusClient, PrometheusSettings, Quer
 #[path = "common/prometheus.rs"]
 mod prometheus_harness;
 use prometheus_harness::{Prometheus, prometheus_binary};
+#[path = "common/proxy.rs"]
+mod proxy;
+use proxy::{Forwarded, Proxy};
 
 const READY_DEADLINE: Duration = Duration::from_secs(90);
 /// How a leak would show in an answer: Prometheus's JSON has no spaces.
@@ -36,93 +39,6 @@ fn metrics_text(elapsed: f64) -> String {
          # TYPE queue_depth gauge\nqueue_depth{{namespace=\"a\",path=\"/a\\\"b\"}} 5\n",
         count * 3.0
     )
-}
-
-// ---- The logging proxy ----
-
-/// One request the proxy forwarded: its path, its `query` parameter, its headers, and the answer.
-#[derive(Debug, Clone)]
-struct Forwarded {
-    path: String,
-    query: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    answer: String,
-}
-
-struct ProxyState {
-    upstream: String,
-    client: reqwest::Client,
-    log: Mutex<Vec<Forwarded>>,
-}
-
-struct Proxy {
-    url: String,
-    state: Arc<ProxyState>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Proxy {
-    fn start(upstream: &str) -> Proxy {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-        listener.set_nonblocking(true).expect("a non-blocking listener");
-        let url = format!("http://{}", listener.local_addr().expect("proxy address"));
-        let client = reqwest::Client::builder().build().expect("a client");
-        let state = Arc::new(ProxyState { upstream: upstream.to_owned(), client, log: Mutex::new(Vec::new()) });
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = state.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
-                let router = axum::Router::new().fallback(forward).with_state(serving);
-                let _ = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-        });
-        Proxy { url, state, stop: Some(stop), thread: Some(thread) }
-    }
-
-    /// Everything forwarded since the last call.
-    fn take(&self) -> Vec<Forwarded> {
-        std::mem::take(&mut *self.state.log.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-async fn forward(
-    axum::extract::State(state): axum::extract::State<Arc<ProxyState>>,
-    request: axum::extract::Request,
-) -> axum::response::Response {
-    let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    let url = reqwest::Url::parse(&format!("{}{path_and_query}", state.upstream)).expect("an upstream URL");
-    let query = url.query_pairs().find(|(k, _)| k == "query").map(|(_, v)| v.into_owned());
-    let (method, headers) = (request.method().clone(), request.headers().clone());
-    let body = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap_or_default();
-    let (status, answer) = match state.client.request(method, url.clone()).body(body).send().await {
-        Ok(response) => (response.status(), response.text().await.unwrap_or_default()),
-        Err(error) => (reqwest::StatusCode::BAD_GATEWAY, error.to_string()),
-    };
-    let path = url.path().to_owned();
-    state.log.lock().unwrap_or_else(|e| e.into_inner()).push(Forwarded { path, query, headers, answer: answer.clone() });
-    axum::response::Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(answer))
-        .expect("a response")
 }
 
 // ---- Prometheus with both namespaces' series ----

@@ -103,9 +103,14 @@ impl Rounds {
 pub async fn reconcile(policy: Arc<ScalingPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     // A panic in one policy's round (a bug, whatever input found it) must not take the controller,
-    // and so every other tenant's policy, down with it: it is caught, reported on this policy alone,
-    // and retried with backoff like any failed round.
-    let result = match AssertUnwindSafe(round(&policy, &ctx)).catch_unwind().await {
+    // and so every other tenant's policy, down with it: it is caught, and reported and retried like
+    // any failed round.
+    let round = async {
+        #[cfg(debug_assertions)]
+        panic_failpoint(&policy);
+        round(&policy, &ctx).await
+    };
+    let result = match AssertUnwindSafe(round).catch_unwind().await {
         // Someone wrote the policy since this round read it (an edit, or another holder of its
         // shard): not a failure, a round on what is there now, soon.
         Ok(Err(Error::StatusConflict)) => {
@@ -117,10 +122,15 @@ pub async fn reconcile(policy: Arc<ScalingPolicy>, ctx: Arc<Context>) -> Result<
         Err(panic) => {
             let message = panic_message(panic.as_ref());
             tracing::error!(policy = %policy.name_any(), namespace = ?policy.namespace(), %message, "a round panicked");
-            report_failed_round(&policy, &ctx, &message).await;
             Err(Error::RoundPanicked(message))
         }
     };
+    // Whatever failed the round (a panic, an API error other than the conflict above), the policy
+    // says so on its own status, so `kubectl describe` shows why it is not acting; the next round
+    // that succeeds clears it.
+    if let Err(error) = &result {
+        report_failed_round(&policy, &ctx, error).await;
+    }
     ctx.telemetry.reconcile_duration.observe(started.elapsed().as_secs_f64());
     if result.is_ok() {
         ctx.failures.clear(&super::policy_identity(&policy));
@@ -136,13 +146,28 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
-/// Ready=False (RoundFailed) on the policy, with an Event: best effort, as the round already failed.
-async fn report_failed_round(policy: &ScalingPolicy, ctx: &Context, message: &str) {
+/// Ready=False (RoundFailed) on the policy, naming the error, with the Warning Event of that flip:
+/// best effort, as the round already failed. When the status cannot be written (the error may be
+/// exactly that), the Event is sent on its own.
+async fn report_failed_round(policy: &ScalingPolicy, ctx: &Context, error: &Error) {
     let (previous, mut version) = ctx.rounds.previous(policy);
-    let text = format!("this round failed unexpectedly and is retried: {message}");
+    let text = format!("this round failed and is retried: {error}");
     let (status, flips) = status::blocked(&previous, policy.metadata.generation, Timestamp::now(), Reason::RoundFailed, &text);
-    if let Err(error) = report(ctx, policy, &mut version, &previous, status, flips, None).await {
-        tracing::warn!(%error, policy = %policy.name_any(), "could not report the failed round");
+    if let Err(write) = report(ctx, policy, &mut version, &previous, status, flips, None).await {
+        tracing::warn!(error = %write, policy = %policy.name_any(), "could not report the failed round on status");
+        publish(ctx, policy, EventType::Warning, Reason::RoundFailed, text).await;
+    }
+}
+
+/// The failpoint of the failed-round scenario: set to a policy's name, a debug build panics at the
+/// start of each of that policy's rounds.
+#[cfg(debug_assertions)]
+pub const PANIC_IN_ROUND: &str = "TRIMTAB_FAILPOINT_PANIC_IN_ROUND";
+
+#[cfg(debug_assertions)]
+fn panic_failpoint(policy: &ScalingPolicy) {
+    if std::env::var(PANIC_IN_ROUND).is_ok_and(|name| name == policy.name_any()) {
+        panic!("{PANIC_IN_ROUND}: a round of {} panics", policy.name_any());
     }
 }
 
