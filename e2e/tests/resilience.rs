@@ -291,6 +291,17 @@ async fn a_round_that_panics_or_fails_on_an_api_error_is_reported_on_its_policy_
             assert_eq!(replicas(&env.client, &ns, "crash").await, 2, "a panicking round scales nothing");
             assert_eq!(replicas(&env.client, &ns, "capped").await, 2, "the refused scale was not written");
 
+            let events: Api<Event> = Api::namespaced(env.client.clone(), &ns);
+            let on_capped = events
+                .list(&ListParams::default().fields("involvedObject.name=capped"))
+                .await
+                .expect("list Events")
+                .items
+                .iter()
+                .map(|e| format!("{} {} x{}", e.type_.as_deref().unwrap_or(""), e.reason.as_deref().unwrap_or(""), e.count.unwrap_or(1)))
+                .collect::<Vec<_>>();
+            eprintln!("Events on capped while its scale was refused ({:?}): {on_capped:?}", started.elapsed());
+
             // The next round that succeeds clears the condition.
             remove_admission_policy(&env.client, &admission).await;
             let cleared = Instant::now();

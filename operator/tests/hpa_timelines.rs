@@ -724,6 +724,110 @@ proptest! {
     }
 }
 
+/// After a failover, the first time (seconds after it) the new leader changes the replicas, and the
+/// change, within `horizon` seconds of rounds every second under a constant `load`, on a clock
+/// `skew` seconds off the old leader's. `status` and `replicas` are what the old leader left.
+fn first_change_after_failover(
+    timeline: &Timeline,
+    status: &History,
+    replicas: i32,
+    failover: i64,
+    load: &[u32],
+    skew: i64,
+    horizon: i64,
+) -> Option<(i64, i32)> {
+    let policy = policy_of(&timeline.trimtab_spec());
+    let mut status = status.clone();
+    // A new process: nothing remembered of the rounds before.
+    let mut last_round = None;
+    for after in 1..=horizon {
+        let now = at(failover + after + skew);
+        let usages: Vec<i64> =
+            timeline.spec.metrics.iter().zip(load).map(|(&target, &pct)| Timeline::usage(target, pct, replicas)).collect();
+        let recalled = engine::recall(&status, last_round, now);
+        let decision = engine::decide(&policy, &observations(&timeline.spec, &usages), &current(replicas), &recalled, now);
+        let change = decision.desired_replicas - replicas;
+        if change != 0 {
+            return Some((after, change));
+        }
+        status = engine::remember(&status, last_round, &policy, now, decision.recommendation, 0);
+        last_round = Some(now);
+    }
+    None
+}
+
+/// The rounds of `timeline` on one clock: the history status holds after them, and the replicas.
+fn run_on_one_clock(timeline: &Timeline) -> (History, i32, i64) {
+    let policy = policy_of(&timeline.trimtab_spec());
+    let (mut status, mut last_round, mut replicas, mut now) = (History::default(), None, timeline.start, 0i64);
+    for (step, load) in &timeline.rounds {
+        now += step;
+        let usages: Vec<i64> =
+            timeline.spec.metrics.iter().zip(load).map(|(&target, &pct)| Timeline::usage(target, pct, replicas)).collect();
+        let recalled = engine::recall(&status, last_round, at(now));
+        let decision = engine::decide(&policy, &observations(&timeline.spec, &usages), &current(replicas), &recalled, at(now));
+        let change = decision.desired_replicas - replicas;
+        status = engine::remember(&status, last_round, &policy, at(now), decision.recommendation, change);
+        last_round = Some(at(now));
+        replicas = decision.desired_replicas;
+    }
+    (status, replicas, now)
+}
+
+/// R20: the windows are measured on the wall clock against times in status, so a new leader whose
+/// clock is off by `skew` sees each window end up to `skew` early or late, and no more.
+fn check_skewed_failover(timeline: &Timeline, load: &[u32], skew: i64, gap: i64) -> Result<(), String> {
+    // Longer than every window and period a timeline can have, plus the skew.
+    const HORIZON: i64 = 2_000;
+    let (status, replicas, last) = run_on_one_clock(timeline);
+    let failover = last + gap;
+    let same_clock = first_change_after_failover(timeline, &status, replicas, failover, load, 0, HORIZON);
+    let skewed = first_change_after_failover(timeline, &status, replicas, failover, load, skew, HORIZON);
+    let explain = || {
+        format!(
+            "skew {skew:+}s, failover {gap}s after the last round, load {load:?}, {replicas} replicas: same clock {same_clock:?}, \
+             skewed {skewed:?} (seconds after the failover, change)\nstatus: {}\nspec: {}",
+            serde_json::to_string(&status).unwrap_or_default(),
+            timeline.trimtab_spec()
+        )
+    };
+    match (same_clock, skewed) {
+        (Some((t, change)), Some((u, skewed_change))) => {
+            if (u - t).abs() > skew.abs() {
+                return Err(format!("the first change moved by {}s, more than the skew: {}", u - t, explain()));
+            }
+            if change.signum() != skewed_change.signum() {
+                return Err(format!("the first change went the other way: {}", explain()));
+            }
+        }
+        // One acts and the other does not within the horizon: only if it acts at the very end.
+        (Some((t, _)), None) | (None, Some((t, _))) if t + skew.abs() < HORIZON => {
+            return Err(format!("only one clock changes the replicas: {}", explain()));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(common::proptest_config(300))]
+
+    /// R20, clock skew: a failover to a leader whose clock is up to 30 s off the old one's (either
+    /// way) moves the next scale-down or step by at most the skew, and never turns its direction.
+    #[test]
+    fn a_failover_to_a_leader_whose_clock_is_off_by_30_s_moves_the_next_step_by_at_most_the_skew(
+        timeline in arb_timeline(),
+        load in prop::collection::vec(arb_load(), 3),
+        skew in -30i64..=30,
+        gap in 1i64..=20,
+    ) {
+        let load = &load[..timeline.spec.metrics.len()];
+        if let Err(message) = check_skewed_failover(&timeline, load, skew, gap) {
+            return Err(TestCaseError::fail(message));
+        }
+    }
+}
+
 /// A flat load: after the first round, rounds recommend the same count again and the history in
 /// status is the same, byte for byte, so a quiet policy writes nothing; the one run it holds still
 /// stabilizes a later drop for the whole window.
