@@ -298,7 +298,14 @@ async fn a_round_that_panics_or_fails_on_an_api_error_is_reported_on_its_policy_
                 .expect("list Events")
                 .items
                 .iter()
-                .map(|e| format!("{} {} x{}", e.type_.as_deref().unwrap_or(""), e.reason.as_deref().unwrap_or(""), e.count.unwrap_or(1)))
+                .map(|e| {
+                    format!(
+                        "{} {} x{}",
+                        e.type_.as_deref().unwrap_or(""),
+                        e.reason.as_deref().unwrap_or(""),
+                        e.count.unwrap_or(1)
+                    )
+                })
                 .collect::<Vec<_>>();
             eprintln!("Events on capped while its scale was refused ({:?}): {on_capped:?}", started.elapsed());
 
