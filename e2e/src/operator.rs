@@ -65,9 +65,9 @@ impl Operator {
         Self::start_full(namespace, prometheus_url, extra, None, kubeconfig, &[])
     }
 
-    /// Starts `trimtab run` with extra environment variables (a failpoint, say).
-    pub fn start_with_env(namespace: &str, prometheus_url: &str, env: &[(&str, &str)]) -> Operator {
-        Self::start_full(namespace, prometheus_url, &[], None, None, env)
+    /// Starts `trimtab run` with extra flags and environment variables (a failpoint, say).
+    pub fn start_with_env(namespace: &str, prometheus_url: &str, extra: &[&str], env: &[(&str, &str)]) -> Operator {
+        Self::start_full(namespace, prometheus_url, extra, None, None, env)
     }
 
     fn start_full(

@@ -125,7 +125,8 @@ async fn an_operator_crashing_between_its_status_and_its_scale_write_never_takes
         web_under_load(&env.client, &ns, 2, 400.0).await;
         // The failpoint aborts the process right after the status write that records the step
         // and before the scale write.
-        let mut crashing = Operator::start_with_env(&ns, &env.prometheus_url, &[("TRIMTAB_FAILPOINT_CRASH_AFTER_INTENT", "1")]);
+        let mut crashing =
+            Operator::start_with_env(&ns, &env.prometheus_url, &[], &[("TRIMTAB_FAILPOINT_CRASH_AFTER_INTENT", "1")]);
         apply(&env.client, &ns, "web", slow_scale_up_policy(&ns)).await;
         assert!(crashing.exited_within(Duration::from_secs(120)).await, "the failpoint never fired:\n{}", crashing.log_text());
         let crashed = Instant::now();
@@ -263,7 +264,7 @@ async fn a_round_that_panics_or_fails_on_an_api_error_is_reported_on_its_policy_
             .await;
             // In a debug build, every round of policy `crash` panics.
             let mut operator =
-                Operator::start_with_env(&ns, &env.prometheus_url, &[("TRIMTAB_FAILPOINT_PANIC_IN_ROUND", "crash")]);
+                Operator::start_with_env(&ns, &env.prometheus_url, &[], &[("TRIMTAB_FAILPOINT_PANIC_IN_ROUND", "crash")]);
             for name in ["web", "crash", "capped"] {
                 apply(&env.client, &ns, name, ceiling_policy(&ns, name)).await;
             }

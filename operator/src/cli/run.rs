@@ -318,7 +318,7 @@ async fn start_webhook(
                 names,
                 configuration: args.webhook_configuration_name.clone(),
             };
-            tls::renew_self_managed(managed, keys.clone(), tls::RENEWAL_CHECK);
+            tls::renew_self_managed(managed, keys.clone(), tls::renewal_check());
             keys
         }
     };

@@ -16,8 +16,25 @@ const NOT_AFTER: &str = "trimtab.dev/not-after";
 const NAMES: &str = "trimtab.dev/names";
 /// How long a generated CA and certificate are valid.
 const VALIDITY: SignedDuration = SignedDuration::from_hours(365 * 24);
+
+/// The failpoint of the renewal scenario: set to a number of seconds, a debug build generates
+/// certificates valid for that long, and checks for a renewal every twentieth of it.
+#[cfg(debug_assertions)]
+pub const SHORT_VALIDITY: &str = "TRIMTAB_FAILPOINT_WEBHOOK_CERT_SECONDS";
+
+/// How long a generated certificate is valid: [`VALIDITY`], or a debug build's [`SHORT_VALIDITY`].
+pub fn validity() -> SignedDuration {
+    #[cfg(debug_assertions)]
+    if let Some(seconds) = std::env::var(SHORT_VALIDITY).ok().and_then(|s| s.parse::<u32>().ok()).filter(|s| *s > 0) {
+        return SignedDuration::from_secs(i64::from(seconds));
+    }
+    VALIDITY
+}
+
 /// A certificate with less than this left is renewed: a third of its validity, as cert-manager does.
-const RENEW_BEFORE: SignedDuration = SignedDuration::from_hours(365 * 24 / 3);
+fn renew_before() -> SignedDuration {
+    validity() / 3
+}
 
 /// PEM-encoded serving material.
 #[derive(Clone)]
@@ -102,7 +119,7 @@ pub async fn ensure(
 fn usable(secret: &Secret, names: &str, now: Timestamp) -> Option<ServingCert> {
     let annotations = secret.metadata.annotations.as_ref()?;
     let not_after: Timestamp = annotations.get(NOT_AFTER)?.parse().ok()?;
-    if annotations.get(NAMES)? != names || not_after.duration_since(now) < RENEW_BEFORE {
+    if annotations.get(NAMES)? != names || not_after.duration_since(now) < renew_before() {
         return None;
     }
     let data = secret.data.as_ref()?;
@@ -118,11 +135,19 @@ fn previous_ca(secret: Option<&Secret>) -> Option<String> {
     Some(format!("{}\n", text[..end].trim_start()))
 }
 
-/// A new CA and a serving certificate for `dns_names` (DNS names or IPs, and 127.0.0.1), valid for a year.
+/// A new CA and a serving certificate for `dns_names` (DNS names or IPs, and 127.0.0.1), valid for
+/// [`validity`] (a year).
 pub fn generate(dns_names: &[String], now: Timestamp) -> Result<(ServingCert, Timestamp), CertError> {
-    let expires = now + VALIDITY;
-    let date = expires.to_zoned(jiff::tz::TimeZone::UTC).date();
-    let not_after = date_time_ymd(i32::from(date.year()), date.month() as u8, date.day() as u8);
+    let expires = now + validity();
+    // To the second: the certificate ends when the Secret's annotation says it does.
+    let zoned = expires.to_zoned(jiff::tz::TimeZone::UTC);
+    let (date, time) = (zoned.date(), zoned.time());
+    let into_day = std::time::Duration::from_secs(
+        u64::from(time.hour().unsigned_abs()) * 3600
+            + u64::from(time.minute().unsigned_abs()) * 60
+            + u64::from(time.second().unsigned_abs()),
+    );
+    let not_after = date_time_ymd(i32::from(date.year()), date.month() as u8, date.day() as u8) + into_day;
 
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;

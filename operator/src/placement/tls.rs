@@ -134,7 +134,14 @@ pub struct SelfManaged {
 }
 
 /// How often the self-managed Secret is read for a renewal (by this replica or another).
-pub const RENEWAL_CHECK: Duration = Duration::from_secs(3600);
+const RENEWAL_CHECK: Duration = Duration::from_secs(3600);
+
+/// [`RENEWAL_CHECK`], or a twentieth of the validity a debug build's failpoint shortened it to
+/// (see [`certs::validity`]).
+pub fn renewal_check() -> Duration {
+    let short = certs::validity().unsigned_abs() / 20;
+    RENEWAL_CHECK.min(short.max(Duration::from_secs(1)))
+}
 
 /// Every `period`: renews the Secret's certificate once a third of its validity is left (or takes
 /// the one another replica renewed), publishes the CA bundle (the new CA and the previous one, so
