@@ -176,3 +176,16 @@ pub fn renew_self_managed(managed: SelfManaged, keys: Arc<ServingKeys>, period: 
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_certificate_ends_at_the_second_its_secret_says() {
+        let now: jiff::Timestamp = "2026-11-24T18:07:09Z".parse().expect("timestamp");
+        let (cert, expires) = certs::generate(&["a.svc".to_owned()], now).expect("generated");
+        let (_, not_after) = certified_key(&cert).expect("a usable certificate");
+        assert_eq!(not_after, expires.as_second(), "the certificate ends when trimtab.dev/not-after says");
+    }
+}
