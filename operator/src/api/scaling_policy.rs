@@ -163,7 +163,8 @@ pub struct Forecast {
     pub noise_margin: Option<String>,
     /// When the plan asks for more replicas than the target has, the step provisions for the
     /// forecast this much beyond `horizon` (a rising trend only): one step then covers several
-    /// minutes of a ramp instead of one replica per minute of it, for more replicas while it lasts. 0s (off) to 2h; default 0s (docs/simulate.md measures the trade).
+    /// minutes of a ramp instead of one replica per minute of it, for more replicas while it
+    /// lasts. 0s (off) to 2h; default 0s (docs/simulate.md measures the trade).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("duration(self) >= duration('0s') && duration(self) <= duration('2h')").message("stepUpAhead must be between 0s and 2h"))]
     pub step_up_ahead: Option<String>,

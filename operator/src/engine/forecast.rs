@@ -182,7 +182,7 @@ pub fn plan(policy: &Policy, history: &LoadHistory, current: i32) -> Option<Plan
 /// replica either way around a count the load sits near, and each flip is two scale events; a
 /// larger step (a load that has fallen) goes at once.
 pub fn hold_single_step(rule: &ForecastRule, history: &History, now: Timestamp, current: i32, stabilized: Bounded) -> Bounded {
-    if stabilized.replicas != current - 1 || rule.single_step_down_window.is_zero() {
+    if stabilized.replicas != current.saturating_sub(1) || rule.single_step_down_window.is_zero() {
         return stabilized;
     }
     let window = rule.single_step_down_window.as_secs() as i64;
@@ -454,6 +454,24 @@ mod tests {
         assert!(held.message.contains("singleStepDownWindow"), "{}", held.message);
         assert_eq!(hold_single_step(&rule, &asked_at(40, 10), now, 10, down_to(9)).replicas, 9, "40 minutes ago is outside");
         assert_eq!(hold_single_step(&rule, &asked_at(20, 10), now, 10, down_to(8)).replicas, 8, "two replicas go at once");
+    }
+
+    #[test]
+    fn the_step_fields_default_to_off_and_a_window_over_two_hours_is_refused_naming_the_field() {
+        let spec = |forecast: serde_json::Value| -> crate::api::ScalingPolicySpec {
+            serde_json::from_value(serde_json::json!({
+                "targetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 20,
+                "objectives": [{"name": "p99", "kind": "Ceiling", "query": "q", "target": "300m"}],
+                "forecast": forecast
+            }))
+            .expect("valid spec")
+        };
+        let policy = Policy::from_spec(&spec(serde_json::json!({"loadQuery": "q"}))).expect("valid policy");
+        let rule = policy.forecast.expect("spec.forecast");
+        assert_eq!((rule.step_up_ahead, rule.single_step_down_window), (Duration::ZERO, Duration::ZERO));
+        let error = Policy::from_spec(&spec(serde_json::json!({"loadQuery": "q", "singleStepDownWindow": "3h"})))
+            .expect_err("over two hours");
+        assert!(error.to_string().contains("spec.forecast.singleStepDownWindow"), "{error}");
     }
 
     #[test]
