@@ -23,6 +23,10 @@ pub const SPOT_WAIT_BOUNDS: DurationBounds = DurationBounds { min: Duration::fro
 pub const FORECAST_WINDOW_BOUNDS: DurationBounds =
     DurationBounds { min: Duration::from_secs(60), max: Duration::from_secs(86_400) };
 
+/// `spec.forecast.stepUpAhead` and `singleStepDownWindow`: 0s (off) to two hours (the default
+/// lookback: further ahead or back than what the law learns from says nothing).
+pub const FORECAST_STEP_BOUNDS: DurationBounds = DurationBounds { min: Duration::ZERO, max: Duration::from_secs(7200) };
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DurationError {
     #[error("{0:?} is not a duration: write it like \"15s\", \"90s\", \"1m30s\" or \"10m\" (units ms, s, m, h)")]
@@ -176,5 +180,7 @@ mod tests {
         assert_eq!(cel_rule(SPOT_WAIT_BOUNDS), "duration(self) >= duration('1s') && duration(self) <= duration('24h')");
         // spec.forecast.horizon, trendWindow and lookback carry this rule in the CRD.
         assert_eq!(cel_rule(FORECAST_WINDOW_BOUNDS), "duration(self) >= duration('1m') && duration(self) <= duration('24h')");
+        // spec.forecast.stepUpAhead and singleStepDownWindow.
+        assert_eq!(cel_rule(FORECAST_STEP_BOUNDS), "duration(self) >= duration('0s') && duration(self) <= duration('2h')");
     }
 }

@@ -10,8 +10,8 @@ mod scaling_policy;
 
 pub use capacity_pool::*;
 pub use duration::{
-    DurationBounds, DurationError, FORECAST_WINDOW_BOUNDS, INTERVAL_BOUNDS, SPOT_WAIT_BOUNDS, cel_rule, format_duration,
-    parse_duration,
+    DurationBounds, DurationError, FORECAST_STEP_BOUNDS, FORECAST_WINDOW_BOUNDS, INTERVAL_BOUNDS, SPOT_WAIT_BOUNDS, cel_rule,
+    format_duration, parse_duration,
 };
 pub use quantity::{Quantity, QuantityError, format_decimal, milli_ceil_of};
 pub use reason::Reason;

@@ -161,6 +161,20 @@ pub struct Forecast {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("isQuantity(self) && !quantity(self).isLessThan(quantity('0'))").message("noiseMargin must be a quantity of zero or more, such as \"0.85\""))]
     pub noise_margin: Option<String>,
+    /// When the plan asks for more replicas than the target has, the step provisions for the
+    /// forecast this much beyond `horizon` (a rising trend only): one step then covers several
+    /// minutes of a ramp instead of one replica per minute of it, for more replicas while it
+    /// lasts. 0s (off) to 2h; default 0s (docs/simulate.md measures the trade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('0s') && duration(self) <= duration('2h')").message("stepUpAhead must be between 0s and 2h"))]
+    pub step_up_ahead: Option<String>,
+    /// A scale-down of a single replica waits until every recommendation of this window asked for
+    /// fewer replicas; a step of two or more follows the scale-down stabilization window as
+    /// always. The plan's noise moves it by one replica at a time, and each such flip is two scale
+    /// events. 0s (off) to 2h; default 0s (docs/simulate.md measures the trade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('0s') && duration(self) <= duration('2h')").message("singleStepDownWindow must be between 0s and 2h"))]
+    pub single_step_down_window: Option<String>,
 }
 
 fn default_min_replicas() -> i32 {

@@ -464,9 +464,17 @@ mod tests {
     fn plan(demand: f64, per_replica: f64, replicas: i32) -> crate::engine::Plan {
         use crate::engine::{CapacityBasis, LearnedCapacity, LoadForecast, Plan};
         Plan {
-            forecast: LoadForecast { now: demand, trend_per_minute: 0.0, noise: 1.0, window_minutes: 10, demand },
+            forecast: LoadForecast {
+                now: demand,
+                trend_per_minute: 0.0,
+                noise: 1.0,
+                window_minutes: 10,
+                demand,
+                step_up_demand: demand,
+            },
             capacity: LearnedCapacity { objective: "p99-latency".into(), per_replica, basis: CapacityBasis::Fitted, pairs: 30 },
             replicas,
+            stepped_ahead: false,
         }
     }
 

@@ -21,14 +21,21 @@
 //!   again, rather than be extrapolated to nothing;
 //! - **plan**: `ceil(forecast / (capacity × CAPACITY_SAFETY))` replicas, up or down. A Ceiling met
 //!   asks for the plan (so a p99 sitting just under its target no longer blocks a scale-down that
-//!   would not breach it); a Ceiling breached asks for at least the plan.
+//!   would not breach it); a Ceiling breached asks for at least the plan. When the plan is above
+//!   the current count, the step provisions for the trend `stepUpAhead` beyond the horizon: a
+//!   ramp then takes one step every few minutes instead of one replica every minute (each step is
+//!   a scale event, and pod churn is a cost too); a flat or falling load asks for the same either
+//!   way. The other half of that, the way down, is in the decision ([`super::decide_with`]): a
+//!   one-replica scale-down waits `singleStepDownWindow`.
 
 use std::collections::BTreeMap;
 
+use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
+use super::behavior::Bounded;
 use super::policy::{ForecastRule, Policy};
-use crate::api::ObjectiveKind;
+use crate::api::{History, ObjectiveKind, Reason};
 
 /// The capacity used is this share of the learned one: the fit is an estimate.
 pub const CAPACITY_SAFETY: f64 = 0.97;
@@ -91,6 +98,8 @@ pub struct LoadForecast {
     /// What is provisioned for: the trend's value at the horizon (at least the window's mean) plus
     /// the noise margin.
     pub demand: f64,
+    /// What a step up provisions for: the same, `stepUpAhead` beyond the horizon.
+    pub step_up_demand: f64,
 }
 
 /// How a capacity was learned.
@@ -122,6 +131,8 @@ pub struct Plan {
     /// The tightest objective's capacity.
     pub capacity: LearnedCapacity,
     pub replicas: i32,
+    /// The replicas are a step up, provisioned `stepUpAhead` beyond the horizon.
+    pub stepped_ahead: bool,
 }
 
 impl Plan {
@@ -133,15 +144,21 @@ impl Plan {
             CapacityBasis::Fitted => "where its fit crosses the target",
             CapacityBasis::Explored => "no rise seen yet: 1.5× the most seen met",
         };
+        let demand = if self.stepped_ahead {
+            format!("stepping up for {:.1} rps (stepUpAhead beyond the horizon's {:.1})", f.step_up_demand, f.demand)
+        } else {
+            format!("forecast {:.1} rps", f.demand)
+        };
         format!(
-            "forecast {:.1} rps (now {:.1}, trend {:+.1}/min over {} min, error {:.1}); learned capacity {:.1} rps per Ready replica for {} ({basis}, {} minutes): {} replicas",
-            f.demand, f.now, f.trend_per_minute, f.window_minutes, f.noise, c.per_replica, c.objective, c.pairs, self.replicas
+            "{demand} (now {:.1}, trend {:+.1}/min over {} min, error {:.1}); learned capacity {:.1} rps per Ready replica for {} ({basis}, {} minutes): {} replicas",
+            f.now, f.trend_per_minute, f.window_minutes, f.noise, c.per_replica, c.objective, c.pairs, self.replicas
         )
     }
 }
 
-/// The plan, when the policy has `spec.forecast` and the history is enough to make one.
-pub fn plan(policy: &Policy, history: &LoadHistory) -> Option<Plan> {
+/// The plan for a target at `current` replicas, when the policy has `spec.forecast` and the
+/// history is enough to make one.
+pub fn plan(policy: &Policy, history: &LoadHistory, current: i32) -> Option<Plan> {
     let rule = policy.forecast.as_ref()?;
     let forecast = forecast(rule, &history.load)?;
     let capacity = policy
@@ -150,9 +167,38 @@ pub fn plan(policy: &Policy, history: &LoadHistory) -> Option<Plan> {
         .filter(|o| o.kind == ObjectiveKind::Ceiling)
         .filter_map(|o| learn_capacity(&o.name, o.target, history.capacity.get(&o.name)?))
         .min_by(|a, b| a.per_replica.total_cmp(&b.per_replica))?;
-    let replicas = (forecast.demand / (capacity.per_replica * CAPACITY_SAFETY)).ceil();
-    let replicas = if replicas.is_finite() { replicas.clamp(0.0, f64::from(i32::MAX)) as i32 } else { return None };
-    Some(Plan { forecast, capacity, replicas })
+    let replicas_for = |demand: f64| {
+        let replicas = (demand / (capacity.per_replica * CAPACITY_SAFETY)).ceil();
+        replicas.is_finite().then(|| replicas.clamp(0.0, f64::from(i32::MAX)) as i32)
+    };
+    let at_horizon = replicas_for(forecast.demand)?;
+    let replicas = if at_horizon > current { at_horizon.max(replicas_for(forecast.step_up_demand)?) } else { at_horizon };
+    Some(Plan { forecast, capacity, replicas, stepped_ahead: replicas > at_horizon })
+}
+
+/// The way down of `spec.forecast`: a scale-down of exactly one replica (what the stabilization
+/// window let through, `stabilized`) waits until every recommendation of `singleStepDownWindow`
+/// (this round's included) asked for fewer than `current`. The plan's own noise moves it by one
+/// replica either way around a count the load sits near, and each flip is two scale events; a
+/// larger step (a load that has fallen) goes at once.
+pub fn hold_single_step(rule: &ForecastRule, history: &History, now: Timestamp, current: i32, stabilized: Bounded) -> Bounded {
+    if stabilized.replicas != current.saturating_sub(1) || rule.single_step_down_window.is_zero() {
+        return stabilized;
+    }
+    let window = rule.single_step_down_window.as_secs() as i64;
+    let cutoff = now - SignedDuration::from_secs(window);
+    let asked = history.recommendations.iter().filter(|r| r.last_seen().0 > cutoff).map(|r| r.replicas).max();
+    match asked {
+        Some(highest) if highest >= current => Bounded {
+            replicas: current,
+            reason: Reason::ScaleDownStabilized,
+            message: format!(
+                "a one-replica scale-down waits until every recommendation of the last {} asked for it (spec.forecast.singleStepDownWindow): holding at {current}",
+                crate::api::format_duration(rule.single_step_down_window)
+            ),
+        },
+        _ => stabilized,
+    }
 }
 
 /// The throughput to provision for over the horizon, from the minutes of `load` (oldest first, the
@@ -178,8 +224,17 @@ pub fn forecast(rule: &ForecastRule, load: &[f64]) -> Option<LoadForecast> {
         .min_by(|a, b| a.0.total_cmp(&b.0))
         .unwrap_or_else(|| (Line::through(&known[k.saturating_sub(long)..]).noise, long));
     let line = Line::through(&known[k.saturating_sub(window)..]);
-    let demand = line.at(ahead).max(line.mean) + rule.noise_margin * noise;
-    Some(LoadForecast { now: known[k - 1], trend_per_minute: line.slope, noise, window_minutes: window as u32, demand })
+    let margin = rule.noise_margin * noise;
+    let demand = line.at(ahead).max(line.mean) + margin;
+    let step_up_demand = line.at(ahead + rule.step_up_ahead.as_secs_f64() / 60.0).max(line.mean) + margin;
+    Some(LoadForecast {
+        now: known[k - 1],
+        trend_per_minute: line.slope,
+        noise,
+        window_minutes: window as u32,
+        demand,
+        step_up_demand,
+    })
 }
 
 /// Replays fewer than this many forecasts and the comparison is noise.
@@ -325,6 +380,8 @@ mod tests {
             trend_window: Duration::from_secs(900),
             lookback: Duration::from_secs(7200),
             noise_margin,
+            step_up_ahead: Duration::ZERO,
+            single_step_down_window: Duration::ZERO,
         }
     }
 
@@ -369,6 +426,52 @@ mod tests {
         let f = forecast(&rule(2.0), &load).expect("enough minutes");
         assert!((f.trend_per_minute - 10.0).abs() < 1e-9 && f.noise < 1e-9);
         assert!((f.demand - 260.0).abs() < 1e-6, "240 now, two minutes ahead: {f:?}");
+    }
+
+    #[test]
+    fn a_step_up_provisions_for_the_trend_step_up_ahead_beyond_the_horizon() {
+        let load: Vec<f64> = (0..15).map(|i| 100.0 + 10.0 * f64::from(i)).collect();
+        let f = forecast(&ForecastRule { step_up_ahead: Duration::from_secs(240), ..rule(0.0) }, &load).expect("enough minutes");
+        assert!((f.demand - 260.0).abs() < 1e-6 && (f.step_up_demand - 300.0).abs() < 1e-6, "two and six minutes ahead: {f:?}");
+        let flat =
+            forecast(&ForecastRule { step_up_ahead: Duration::from_secs(240), ..rule(0.0) }, &[300.0; 15]).expect("enough");
+        assert_eq!(flat.step_up_demand, flat.demand, "a flat load asks for the same either way");
+    }
+
+    #[test]
+    fn a_one_replica_scale_down_waits_for_the_whole_single_step_window_and_a_larger_one_does_not() {
+        use crate::api::Recommendation;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let rule = ForecastRule { single_step_down_window: Duration::from_secs(1800), ..rule(0.0) };
+        let now = Timestamp::UNIX_EPOCH + SignedDuration::from_secs(7200);
+        let asked_at = |minutes_ago: i64, replicas: i32| History {
+            recommendations: vec![Recommendation::at(Time(now - SignedDuration::from_mins(minutes_ago)), replicas)],
+            ..History::default()
+        };
+        let down_to = |replicas: i32| Bounded { replicas, reason: Reason::DesiredWithinRange, message: String::new() };
+        let held = hold_single_step(&rule, &asked_at(20, 10), now, 10, down_to(9));
+        assert_eq!((held.replicas, held.reason), (10, Reason::ScaleDownStabilized), "10 was asked for 20 minutes ago");
+        assert!(held.message.contains("singleStepDownWindow"), "{}", held.message);
+        assert_eq!(hold_single_step(&rule, &asked_at(40, 10), now, 10, down_to(9)).replicas, 9, "40 minutes ago is outside");
+        assert_eq!(hold_single_step(&rule, &asked_at(20, 10), now, 10, down_to(8)).replicas, 8, "two replicas go at once");
+    }
+
+    #[test]
+    fn the_step_fields_default_to_off_and_a_window_over_two_hours_is_refused_naming_the_field() {
+        let spec = |forecast: serde_json::Value| -> crate::api::ScalingPolicySpec {
+            serde_json::from_value(serde_json::json!({
+                "targetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 20,
+                "objectives": [{"name": "p99", "kind": "Ceiling", "query": "q", "target": "300m"}],
+                "forecast": forecast
+            }))
+            .expect("valid spec")
+        };
+        let policy = Policy::from_spec(&spec(serde_json::json!({"loadQuery": "q"}))).expect("valid policy");
+        let rule = policy.forecast.expect("spec.forecast");
+        assert_eq!((rule.step_up_ahead, rule.single_step_down_window), (Duration::ZERO, Duration::ZERO));
+        let error = Policy::from_spec(&spec(serde_json::json!({"loadQuery": "q", "singleStepDownWindow": "3h"})))
+            .expect_err("over two hours");
+        assert!(error.to_string().contains("spec.forecast.singleStepDownWindow"), "{error}");
     }
 
     #[test]

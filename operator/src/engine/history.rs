@@ -60,7 +60,10 @@ pub fn remember(
     let recommendations = match history.recommendations.last() {
         Some(open) if open.replicas == recommendation => history.recommendations.clone(),
         _ => {
-            let window = policy.scale_up.stabilization_window_seconds.max(policy.scale_down.stabilization_window_seconds);
+            // `spec.forecast.singleStepDownWindow` reads further back than the stabilization windows.
+            let single_step = policy.forecast.as_ref().map_or(0, |f| f.single_step_down_window.as_secs() as i64);
+            let window =
+                policy.scale_up.stabilization_window_seconds.max(policy.scale_down.stabilization_window_seconds).max(single_step);
             let cutoff = now - SignedDuration::from_secs(window);
             let closed = recall(history, last_round, now).recommendations;
             let mut recommendations: Vec<Recommendation> = closed.into_iter().filter(|r| r.last_seen().0 > cutoff).collect();

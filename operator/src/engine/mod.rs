@@ -67,7 +67,7 @@ pub fn decide_with(
         .collect();
     // The predictive law: a Ceiling met asks for the plan (up or down), a Ceiling breached for at
     // least the plan and at least its reactive step.
-    let plan = forecast::plan(policy, load);
+    let plan = forecast::plan(policy, load, replicas);
     let mut objectives = objectives;
     if let Some(plan) = &plan {
         for outcome in objectives.iter_mut().filter(|o| o.kind == crate::api::ObjectiveKind::Ceiling && o.value.is_some()) {
@@ -115,6 +115,10 @@ pub fn decide_with(
         reasons.push(Step { reason, message });
         // 4. Bound: HPA behavior.
         let stabilized = behavior::stabilize(policy, history, now, replicas, recommendation);
+        let stabilized = match &policy.forecast {
+            Some(rule) => forecast::hold_single_step(rule, history, now, replicas, stabilized),
+            None => stabilized,
+        };
         if stabilized.replicas != recommendation {
             limited_by = stabilized.reason;
             reasons.push(Step { reason: stabilized.reason, message: stabilized.message });

@@ -6,8 +6,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::api::{
-    DurationBounds, Enforcement, FORECAST_WINDOW_BOUNDS, INTERVAL_BOUNDS, MAX_COUNT, Mode, ObjectiveKind, PolicyType, Quantity,
-    SPOT_WAIT_BOUNDS, ScalingPolicySpec, ScalingRules, SelectPolicy, Unreadable, WhenEmpty, parse_duration,
+    DurationBounds, Enforcement, FORECAST_STEP_BOUNDS, FORECAST_WINDOW_BOUNDS, INTERVAL_BOUNDS, MAX_COUNT, Mode, ObjectiveKind,
+    PolicyType, Quantity, SPOT_WAIT_BOUNDS, ScalingPolicySpec, ScalingRules, SelectPolicy, Unreadable, WhenEmpty, parse_duration,
 };
 
 /// HPA's default tolerance: relative changes of an AverageValue or Value objective within 10% are ignored.
@@ -47,12 +47,18 @@ pub struct ForecastRule {
     pub lookback: Duration,
     /// Headroom over the forecast, in standard deviations of the recent noise.
     pub noise_margin: f64,
+    /// A step up provisions for the forecast this much beyond the horizon.
+    pub step_up_ahead: Duration,
+    /// A one-replica scale-down waits until every recommendation of this window asked for it.
+    pub single_step_down_window: Duration,
 }
 
 pub const DEFAULT_FORECAST_HORIZON: Duration = Duration::from_secs(120);
 pub const DEFAULT_TREND_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(2 * 3600);
 pub const DEFAULT_NOISE_MARGIN: f64 = 0.85;
+pub const DEFAULT_STEP_UP_AHEAD: Duration = Duration::ZERO;
+pub const DEFAULT_SINGLE_STEP_DOWN_WINDOW: Duration = Duration::ZERO;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectiveRule {
@@ -294,6 +300,16 @@ impl Policy {
             let horizon = duration(&mut check, "spec.forecast.horizon", &f.horizon, DEFAULT_FORECAST_HORIZON);
             let trend_window = duration(&mut check, "spec.forecast.trendWindow", &f.trend_window, DEFAULT_TREND_WINDOW);
             let lookback = duration(&mut check, "spec.forecast.lookback", &f.lookback, DEFAULT_LOOKBACK);
+            let step = |check: &mut Checker, field: &str, text: &Option<String>, default: Duration| {
+                text.as_deref().map_or(Some(default), |t| check.duration(field, t, FORECAST_STEP_BOUNDS))
+            };
+            let step_up_ahead = step(&mut check, "spec.forecast.stepUpAhead", &f.step_up_ahead, DEFAULT_STEP_UP_AHEAD);
+            let single_step_down_window = step(
+                &mut check,
+                "spec.forecast.singleStepDownWindow",
+                &f.single_step_down_window,
+                DEFAULT_SINGLE_STEP_DOWN_WINDOW,
+            );
             let noise_margin = match &f.noise_margin {
                 None => Some(DEFAULT_NOISE_MARGIN),
                 Some(text) => check.quantity("spec.forecast.noiseMargin", text).and_then(|q| {
@@ -312,6 +328,8 @@ impl Policy {
                 trend_window: trend_window?,
                 lookback: lookback?,
                 noise_margin: noise_margin?,
+                step_up_ahead: step_up_ahead?,
+                single_step_down_window: single_step_down_window?,
             })
         });
 
