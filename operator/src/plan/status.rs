@@ -4,6 +4,7 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::SpotReport;
 use super::conditions::{self, Flip, Wanted};
 use crate::api::{
     ForecastStatus, LastDecision, ObjectiveState, ObjectiveStatus, PlacementStatus, Reason, ScalingPolicyStatus, format_decimal,
@@ -35,15 +36,6 @@ pub struct Round<'a> {
     pub scaled: bool,
     /// What Trimtab makes of other writers of the target's replicas (see `engine::arbitrate`).
     pub external: &'a Arbitration,
-}
-
-/// Spot health and the pods actually on each pool, when the policy places replicas.
-#[derive(Debug, Clone, Default)]
-pub struct SpotReport {
-    pub healthy: bool,
-    pub available_since: Option<Timestamp>,
-    pub problem: Option<String>,
-    pub actual: Option<crate::engine::Split>,
 }
 
 /// The status after a decided round, and the conditions that flipped.
