@@ -24,7 +24,7 @@ use super::{Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION};
 use crate::api::{Reason, ScalingPolicy, ScalingPolicyStatus};
 use crate::engine::Policy;
 use crate::plan::conditions::Flip;
-use crate::plan::{self, Eviction, Facts, PlannedEvent, RoundInput, Spot, Target, status};
+use crate::plan::{self, Eviction, PlannedEvent, RoundInput, Spot, Target, status};
 
 /// After a write conflict, look again this soon.
 const CONFLICT_RETRY: Duration = Duration::from_secs(1);
@@ -156,20 +156,15 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     // `version` follows the round's own status writes, so each is fenced by the one before.
     let (previous, mut version) = ctx.rounds.previous(policy);
     let remembered = ctx.rounds.get(policy);
-    let input = |facts| RoundInput {
-        now,
-        generation: policy.metadata.generation,
-        previous: &previous,
-        last_round: remembered.last_round,
-        facts,
-    };
+    let input =
+        RoundInput { now, generation: policy.metadata.generation, previous: &previous, last_round: remembered.last_round };
 
     // Observe.
     let rules = match Policy::from_spec(&policy.spec) {
         Ok(rules) => rules,
         Err(problems) => {
-            let plan = plan::plan(&input(Facts::Blocked { reason: Reason::PolicyInvalid, message: problems.to_string() }));
-            report(ctx, policy, &mut version, &previous, plan.status, plan.flips, None).await?;
+            let (status, flips) = plan::blocked(&input, Reason::PolicyInvalid, &problems.to_string());
+            report(ctx, policy, &mut version, &previous, status, flips, None).await?;
             return Ok(Action::await_change());
         }
     };
@@ -180,14 +175,14 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
                 Blocked::TargetNotFound(message) => (Reason::TargetNotFound, message),
                 Blocked::PolicyInvalid(message) => (Reason::PolicyInvalid, message),
             };
-            let plan = plan::plan(&input(Facts::Blocked { reason, message }));
-            report(ctx, policy, &mut version, &previous, plan.status, plan.flips, None).await?;
+            let (status, flips) = plan::blocked(&input, reason, &message);
+            report(ctx, policy, &mut version, &previous, status, flips, None).await?;
             return Ok(Action::requeue(backoff::jittered(rules.interval)));
         }
     };
 
     // Plan.
-    let plan = plan::plan(&input(Facts::Observed(plan::Observed {
+    let observation = plan::Observed {
         rules: &rules,
         target: Target {
             name: &policy.spec.target_ref.name,
@@ -202,10 +197,9 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         load: &observed.load,
         conflict: observed.conflict.clone(),
         paused: policy.annotations().get(PAUSED_ANNOTATION).is_some_and(|v| v == "true"),
-    })));
-    let Some(decision) = &plan.decision else {
-        return Ok(Action::requeue(backoff::jittered(rules.interval)));
     };
+    let plan = plan::plan(&input, &observation);
+    let decision = &plan.decision;
     if plan.recreated {
         tracing::info!(policy = %policy.name_any(), namespace = ?policy.namespace(), "the target was recreated: starting a new history");
     }

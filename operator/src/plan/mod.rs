@@ -25,7 +25,8 @@ use crate::placement::rebalance;
 use conditions::Flip;
 use status::Round;
 
-/// Everything one round observed, already read.
+/// What every round starts from, whether it can decide or not.
+#[derive(Debug, Clone, Copy)]
 pub struct RoundInput<'a> {
     /// The one clock read of the round.
     pub now: Timestamp,
@@ -36,17 +37,6 @@ pub struct RoundInput<'a> {
     /// The newest round that recorded a recommendation, as this process remembers it (see
     /// `engine::recall`); none after a restart.
     pub last_round: Option<Timestamp>,
-    pub facts: Facts<'a>,
-}
-
-/// What there is to decide on.
-pub enum Facts<'a> {
-    /// Nothing: the policy is invalid, or its target is missing. Reported as Ready=False.
-    Blocked {
-        reason: Reason,
-        message: String,
-    },
-    Observed(Observed<'a>),
 }
 
 /// What the cluster and Prometheus said this round, for a valid policy.
@@ -91,8 +81,7 @@ pub enum Spot<'a> {
 /// Everything one round will do.
 #[derive(Debug, Clone)]
 pub struct RoundPlan {
-    /// None when the round was blocked.
-    pub decision: Option<Decision>,
+    pub decision: Decision,
     pub hold: Hold,
     /// The target was deleted and created again since the last round: a new history starts (R14).
     pub recreated: bool,
@@ -135,25 +124,15 @@ impl RoundPlan {
     }
 }
 
-/// Plans one round.
-pub fn plan(input: &RoundInput) -> RoundPlan {
+/// A round that cannot decide (the policy is invalid, its target is missing): Ready=False with
+/// `reason`, and the conditions that flipped.
+pub fn blocked(input: &RoundInput, reason: Reason, message: &str) -> (ScalingPolicyStatus, Vec<Flip>) {
+    status::blocked(input.previous, input.generation, input.now, reason, message)
+}
+
+/// Plans one round of a valid policy from what it observed.
+pub fn plan(input: &RoundInput, observed: &Observed) -> RoundPlan {
     let previous = input.previous;
-    let observed = match &input.facts {
-        Facts::Blocked { reason, message } => {
-            let (status, flips) = status::blocked(previous, input.generation, input.now, *reason, message);
-            return RoundPlan {
-                decision: None,
-                hold: Hold::None,
-                recreated: false,
-                status,
-                flips,
-                would_scale: None,
-                scale: None,
-                evictions: Vec::new(),
-            };
-        }
-        Facts::Observed(observed) => observed,
-    };
     let (rules, target, now) = (observed.rules, &observed.target, input.now);
     let current_replicas = target.replicas;
     // A target deleted and created again under the same name is a new workload (R14): the old one's
@@ -253,5 +232,5 @@ pub fn plan(input: &RoundInput) -> RoundPlan {
         }
         _ => Vec::new(),
     };
-    RoundPlan { decision: Some(decision), hold, recreated, status, flips, would_scale, scale, evictions }
+    RoundPlan { decision, hold, recreated, status, flips, would_scale, scale, evictions }
 }
