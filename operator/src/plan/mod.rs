@@ -234,3 +234,103 @@ pub fn plan(input: &RoundInput, observed: &Observed) -> RoundPlan {
     };
     RoundPlan { decision, hold, recreated, status, flips, would_scale, scale, evictions }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Sample;
+    use crate::placement::spot_health::SpotNode;
+    use crate::placement::{PodView, PoolOf};
+
+    fn rules(extra: serde_json::Value) -> Policy {
+        let mut spec = serde_json::json!({
+            "targetRef": {"kind": "Deployment", "name": "web"},
+            "minReplicas": 1, "maxReplicas": 20,
+            "objectives": [{"name": "rps", "kind": "AverageValue", "query": "q", "target": "50"}]
+        });
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        Policy::from_spec(&serde_json::from_value(spec).expect("a spec")).expect("a valid spec")
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + seconds).expect("timestamp")
+    }
+
+    /// 400 rps on 4 replicas of a 50-per-replica objective: 8 wanted.
+    fn round(rules: &Policy, previous: &ScalingPolicyStatus, spot: Spot, paused: bool) -> RoundPlan {
+        let samples: Observations = [("rps".to_owned(), Sample::Value(400.0))].into_iter().collect();
+        let load = LoadHistory::default();
+        let observed = Observed {
+            rules,
+            target: Target {
+                name: "web",
+                replicas: 4,
+                ready_replicas: Some(4),
+                uid: Some("t1".into()),
+                replicas_owner: ReplicasOwner::Trimtab,
+            },
+            spot,
+            pricing: Pricing::default(),
+            samples: &samples,
+            load: &load,
+            conflict: None,
+            paused,
+        };
+        plan(&RoundInput { now: at(100), generation: Some(1), previous, last_round: None }, &observed)
+    }
+
+    #[test]
+    fn a_scale_is_planned_with_its_event_in_status_and_a_fallback_status_without_it() {
+        let plan = round(&rules(serde_json::json!({})), &ScalingPolicyStatus::default(), Spot::Known(true), false);
+        let scale = plan.scale.expect("a scale write");
+        assert_eq!((scale.from, scale.to), (4, 8));
+        assert_eq!(plan.status.last_scale_time.map(|t| t.0), Some(at(100)), "the intent is written first (R7)");
+        assert_eq!(plan.status.history.scale_events.len(), 1);
+        assert_eq!(scale.unscaled.last_scale_time, None, "a failed write takes the event back out");
+        assert!(scale.unscaled.history.scale_events.is_empty());
+        assert!(scale.scaled.note.starts_with("Scaled web from 4 to 8: "), "{}", scale.scaled.note);
+        assert_eq!(scale.failed, "Failed to scale web to 8");
+        assert_eq!(plan.status.target_uid.as_deref(), Some("t1"));
+    }
+
+    #[test]
+    fn a_dry_run_plans_no_write_and_announces_each_new_would_be_count_once() {
+        let rules = rules(serde_json::json!({"mode": "DryRun"}));
+        let first = round(&rules, &ScalingPolicyStatus::default(), Spot::Known(true), false);
+        assert_eq!(first.hold, Hold::DryRun);
+        assert!(first.scale.is_none());
+        let (_, note) = first.would_scale.clone().expect("announced");
+        assert!(note.starts_with("Would scale web from 4 to 8 (mode: DryRun): "), "{note}");
+        assert_eq!(first.events().first().map(|e| e.note.as_str()), Some(note.as_str()));
+        let again = round(&rules, &first.status, Spot::Known(true), false);
+        assert!(again.would_scale.is_none(), "the same would-be count is not announced again");
+    }
+
+    #[test]
+    fn doomed_spot_pods_are_evicted_only_while_writes_go_through() {
+        let rules = rules(serde_json::json!({"placement": {"spotPool": "spot", "onDemandPool": "od", "spotPercentage": 50}}));
+        let pod = |name: &str, pool, node: &str| PodView {
+            name: name.into(),
+            pool,
+            node: Some(node.into()),
+            ready: true,
+            labelled: true,
+            ..PodView::default()
+        };
+        let observed = PlacementObserved {
+            pods: vec![pod("web-1", PoolOf::Spot, "spot-1"), pod("web-2", PoolOf::OnDemand, "od-1")],
+            spot_nodes: vec![SpotNode { name: "spot-1".into(), interrupted: true }],
+        };
+        let plan = round(&rules, &ScalingPolicyStatus::default(), Spot::Observed(Some(&observed)), false);
+        assert_eq!(plan.evictions, [Eviction { pod: "web-1".into(), doomed: true }]);
+        assert!(!plan.decision.reasons.is_empty());
+        let placement = plan.status.placement.expect("placement status");
+        assert!(!placement.spot_healthy, "the interruption taint loses spot");
+        assert_eq!((placement.actual_spot, placement.actual_on_demand), (1, 1));
+        let paused = round(&rules, &ScalingPolicyStatus::default(), Spot::Observed(Some(&observed)), true);
+        assert_eq!(paused.hold, Hold::Paused);
+        assert!(paused.evictions.is_empty() && paused.scale.is_none());
+    }
+}

@@ -3,15 +3,16 @@
 //!
 //! Time advances in ticks of at most 15 s that divide both the policy's interval and the minute
 //! (15 s for a 15 s or 60 s interval, 5 s for a 10 s one). At the start of each tick, in order:
-//! 1. spot interruptions due by then take their share of the spot pods, and mark the spot pool
-//!    unavailable for the outage plus the policy's `returnAfter` (the operator sees the interruption
-//!    taint at once);
-//! 2. on a round (every `interval`, from the first interval on): the engine decides from the signals
-//!    of the trailing metrics window, exactly as the operator does, with the history chained through
-//!    `engine::remember` and consecutive failures counted; then one pod moves towards the target spot
-//!    split if every desired replica is Ready (the rebalancer's rule);
-//! 3. the ReplicaSet makes the pods match the desired count: new pods go to the pool under its target
-//!    and become Ready `startupSeconds` later; scale-in removes not-Ready pods first, then pods of
+//! 1. spot interruptions due by then take their share of the spot pods, and put the interruption
+//!    taint on the spot capacity for the outage; spot health is then the operator's own assessment
+//!    (`placement::spot_health`: lost while tainted, back `returnAfter` after), every tick (the
+//!    operator sees the taint at once);
+//! 2. on a round (every `interval`, from the first interval on): the operator's round
+//!    (`plan::plan`) decides from the signals of the trailing metrics window, with the status it
+//!    plans (history, consecutive failures) carried to the next round; then one pod moves towards
+//!    the target spot split if every desired replica is Ready (the rebalancer's rule);
+//! 3. the ReplicaSet makes the pods match the desired count: new pods go to the pool the webhook
+//!    picks (`placement::assign`) and become Ready `startupSeconds` later; scale-in removes not-Ready pods first, then pods of
 //!    the pool over its target, newest first;
 //! 4. the tick's load is served by the Ready pods, per the service model, and every pod is paid for.
 //!
