@@ -24,7 +24,7 @@ use super::{Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION};
 use crate::api::{Reason, ScalingPolicy, ScalingPolicyStatus};
 use crate::engine::Policy;
 use crate::plan::conditions::Flip;
-use crate::plan::{self, Eviction, PlannedEvent, RoundInput, Spot, Target, status};
+use crate::plan::{self, Eviction, PlannedEvent, RoundInput, RoundPlan, Spot, Target, status};
 
 /// After a write conflict, look again this soon.
 const CONFLICT_RETRY: Duration = Duration::from_secs(1);
@@ -198,23 +198,22 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         conflict: observed.conflict.clone(),
         paused: policy.annotations().get(PAUSED_ANNOTATION).is_some_and(|v| v == "true"),
     };
-    let plan = plan::plan(&input, &observation);
-    let decision = &plan.decision;
-    if plan.recreated {
+    let RoundPlan { decision, recreated, status, flips, would_scale, scale, evictions, .. } = plan::plan(&input, &observation);
+    if recreated {
         tracing::info!(policy = %policy.name_any(), namespace = ?policy.namespace(), "the target was recreated: starting a new history");
     }
     ctx.telemetry
         .decisions
         .get_or_create(&DecisionLabels { reason: decision.reason.to_string(), limited_by: decision.limited_by.to_string() })
         .inc();
-    ctx.telemetry.record_decision(&PolicyLabels::of(policy), &rules, observed.replicas, decision, now);
+    ctx.telemetry.record_decision(&PolicyLabels::of(policy), &rules, observed.replicas, &decision, now);
 
     // Act.
-    if let Some(scale) = &plan.scale {
+    if let Some(scale) = scale {
         // Report, then act (R7): the scale event is in status before the scale is written, so an
         // operator killed between the two writes comes back knowing the step it took, and its
         // rate limits cannot allow that step a second time.
-        report(ctx, policy, &mut version, &previous, plan.status.clone(), plan.flips.clone(), None).await?;
+        report(ctx, policy, &mut version, &previous, status.clone(), flips, None).await?;
         // Test-only, in debug builds: crash exactly between the two writes (the R7 e2e scenario).
         #[cfg(debug_assertions)]
         if std::env::var_os(CRASH_AFTER_INTENT).is_some() {
@@ -232,11 +231,11 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
                     limited_by = %decision.limited_by,
                     "scaled"
                 );
-                publish(ctx, policy, scale.scaled.clone()).await;
+                publish(ctx, policy, scale.scaled).await;
             }
             Err(error) => {
                 // The step was not taken: take its event back out of status.
-                report(ctx, policy, &mut version, &plan.status, scale.unscaled.clone(), Vec::new(), None).await?;
+                report(ctx, policy, &mut version, &status, scale.unscaled, Vec::new(), None).await?;
                 if let Error::Kube(kube::Error::Api(status)) = &error
                     && status.code == 409
                 {
@@ -247,13 +246,13 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
             }
         }
     } else {
-        report(ctx, policy, &mut version, &previous, plan.status.clone(), plan.flips.clone(), plan.would_scale.clone()).await?;
+        report(ctx, policy, &mut version, &previous, status, flips, would_scale).await?;
     }
     // Only once status holds this round's recommendation may the open run be taken as recommended
     // through it.
     ctx.rounds.update(policy, |r| r.last_round = Some(now));
     // Evictions go after status says where new pods go (the webhook reads it).
-    evict_pods(ctx, policy, &plan.evictions).await;
+    evict_pods(ctx, policy, &evictions).await;
 
     Ok(Action::requeue(backoff::jittered(rules.interval)))
 }

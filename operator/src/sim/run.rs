@@ -12,8 +12,8 @@
 //!    plans (history, consecutive failures) carried to the next round; then one pod moves towards
 //!    the target spot split if every desired replica is Ready (the rebalancer's rule);
 //! 3. the ReplicaSet makes the pods match the desired count: new pods go to the pool the webhook
-//!    picks (`placement::assign`) and become Ready `startupSeconds` later; scale-in removes not-Ready pods first, then pods of
-//!    the pool over its target, newest first;
+//!    picks (`placement::assign`) and become Ready `startupSeconds` later; scale-in removes
+//!    not-Ready pods first, then pods of the pool over its target, newest first;
 //! 4. the tick's load is served by the Ready pods, per the service model, and every pod is paid for.
 //!
 //! The load is constant within a trace minute. Each minute's objective values are computed from that
@@ -191,6 +191,7 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
     // Spot health as the operator assesses it (`placement::spot_health`), every tick: the
     // interruption taint is on the spot capacity until the outage ends.
     let mut spot = spot_health::Previous { healthy: true, available_since: None };
+    let mut spot_node = SpotNode { name: "spot".into(), interrupted: false };
     let mut outage_until = f64::NEG_INFINITY;
     let mut next_interruption = 0;
     let mut window: VecDeque<(f64, f64, ServiceState)> = VecDeque::with_capacity(window_ticks + 1);
@@ -251,8 +252,9 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
             }
             let now = start + SignedDuration::from_secs(t as i64);
             if let Some(placement) = &policy.placement {
-                let nodes = [SpotNode { name: "spot".into(), interrupted: t < outage_until }];
-                let health = spot_health::assess(&spot, &nodes, &[], placement.fallback_after, placement.return_after, now);
+                spot_node.interrupted = t < outage_until;
+                let nodes = std::slice::from_ref(&spot_node);
+                let health = spot_health::assess(&spot, nodes, &[], placement.fallback_after, placement.return_after, now);
                 spot = spot_health::Previous { healthy: health.healthy, available_since: health.available_since };
             }
             let spot_healthy = spot.healthy;
