@@ -181,7 +181,7 @@ pub fn decide_text(source_name: &str, text: &str) -> Result<Decision, CliError> 
     };
     let input =
         RoundInput { now: situation.now.0, generation: situation.policy.metadata.generation, previous: &previous, last_round };
-    let observed = plan::Observed {
+    let observed = plan::Observation {
         rules: &policy,
         target: Target {
             name: &situation.policy.spec.target_ref.name,

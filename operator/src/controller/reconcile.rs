@@ -182,7 +182,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     };
 
     // Plan.
-    let observation = plan::Observed {
+    let observation = plan::Observation {
         rules: &rules,
         target: Target {
             name: &policy.spec.target_ref.name,

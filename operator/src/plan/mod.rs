@@ -40,7 +40,7 @@ pub struct RoundInput<'a> {
 }
 
 /// What the cluster and Prometheus said this round, for a valid policy.
-pub struct Observed<'a> {
+pub struct Observation<'a> {
     pub rules: &'a Policy,
     pub target: Target<'a>,
     pub spot: Spot<'a>,
@@ -131,7 +131,7 @@ pub fn blocked(input: &RoundInput, reason: Reason, message: &str) -> (ScalingPol
 }
 
 /// Plans one round of a valid policy from what it observed.
-pub fn plan(input: &RoundInput, observed: &Observed) -> RoundPlan {
+pub fn plan(input: &RoundInput, observed: &Observation) -> RoundPlan {
     let previous = input.previous;
     let (rules, target, now) = (observed.rules, &observed.target, input.now);
     let current_replicas = target.replicas;
@@ -262,7 +262,7 @@ mod tests {
     fn round(rules: &Policy, previous: &ScalingPolicyStatus, spot: Spot, paused: bool) -> RoundPlan {
         let samples: Observations = [("rps".to_owned(), Sample::Value(400.0))].into_iter().collect();
         let load = LoadHistory::default();
-        let observed = Observed {
+        let observed = Observation {
             rules,
             target: Target {
                 name: "web",

@@ -386,7 +386,7 @@ mod tests {
     #[test]
     fn a_flat_load_policys_status_is_byte_identical_across_many_rounds() {
         use crate::engine::{LoadHistory, Observations, Policy, Pricing, ReplicasOwner, Sample};
-        use crate::plan::{Observed, RoundInput, Spot, Target, plan};
+        use crate::plan::{Observation, RoundInput, Spot, Target, plan};
         let spec = serde_json::from_value(serde_json::json!({
             "targetRef": {"kind": "Deployment", "name": "web"},
             "minReplicas": 2, "maxReplicas": 20,
@@ -398,7 +398,7 @@ mod tests {
         let samples: Observations =
             [("rps".to_owned(), Sample::Value(200.0)), ("p99".to_owned(), Sample::Value(0.2))].into_iter().collect();
         let load = LoadHistory::default();
-        let observed = Observed {
+        let observed = Observation {
             rules: &rules,
             target: Target {
                 name: "web",

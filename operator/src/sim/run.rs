@@ -285,7 +285,7 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
                         }
                     }
                     let input = RoundInput { now, generation: None, previous: &status, last_round };
-                    let observed = plan::Observed {
+                    let observed = plan::Observation {
                         rules: policy,
                         target: Target {
                             name: "simulated",
