@@ -1,7 +1,8 @@
 //! Trimtab: a Kubernetes autoscaler that keeps service-level objectives met at the lowest cost a
 //! budget allows, and places replicas on spot and on-demand capacity.
 //!
-//! Layout: `api` (resource types, no I/O), `engine` (the pure decision), `cli` (commands).
+//! Layout: `api` (resource types, no I/O), `engine` (the pure decision), `plan` (one
+//! pure round: decision, holds, status, Events, evictions), `cli` (commands).
 
 pub mod api;
 pub mod cli;
@@ -10,4 +11,5 @@ pub mod engine;
 pub mod leases;
 pub mod metrics;
 pub mod placement;
+pub mod plan;
 pub mod sim;

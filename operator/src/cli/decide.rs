@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use super::CliError;
 use super::input::{InputError, parse_strict, read_source};
-use crate::api::{CapacityPool, History, Quantity, Reason, ScalingPolicy, format_decimal};
+use crate::api::{CapacityPool, History, Quantity, Reason, ScalingPolicy, ScalingPolicyStatus, format_decimal};
 use crate::engine::{
-    self, Absence, Current, Decision, ObjectiveOutcome, Observations, Policy, PolicyPools, Pricing, Requests, Sample, Split,
-    Step, UnitPrice, UnknownPool, policy_pools,
+    self, Absence, Decision, ObjectiveOutcome, Observations, Policy, Pricing, ReplicasOwner, Requests, Sample, Split, Step,
+    UnitPrice, policy_pools,
 };
+use crate::plan::{self, RoundInput, Spot, Target};
 
 #[derive(clap::Args)]
 pub struct DecideArgs {
@@ -161,13 +162,6 @@ pub fn decide_text(source_name: &str, text: &str) -> Result<Decision, CliError> 
         }
     };
     let pricing = pricing(&policy, &situation.pools, requests).map_err(|(path, message)| field_error(&path, message))?;
-    let current = Current {
-        replicas,
-        ready_replicas: situation.ready_replicas.map(|r| r.min(i32::MAX as u32) as i32),
-        consecutive_failures: situation.consecutive_failures,
-        spot_healthy: situation.spot_healthy,
-        pricing,
-    };
     let load = match situation.load_history {
         Some(input) => {
             if let Some(i) = input.load.iter().position(|v| *v < 0.0) {
@@ -177,24 +171,45 @@ pub fn decide_text(source_name: &str, text: &str) -> Result<Decision, CliError> 
         }
         None => engine::LoadHistory::default(),
     };
-    Ok(engine::decide_with(&policy, &observations, &current, &situation.history, situation.now.0, &load))
+    // The situation's history is complete as given: its newest run was recommended through its
+    // last round, so `recall` leaves it as it is.
+    let last_round = situation.history.recommendations.last().map(|r| r.last_seen().0);
+    let previous = ScalingPolicyStatus {
+        history: situation.history,
+        consecutive_failures: situation.consecutive_failures,
+        ..ScalingPolicyStatus::default()
+    };
+    let input =
+        RoundInput { now: situation.now.0, generation: situation.policy.metadata.generation, previous: &previous, last_round };
+    let observed = plan::Observation {
+        rules: &policy,
+        target: Target {
+            name: &situation.policy.spec.target_ref.name,
+            replicas,
+            ready_replicas: situation.ready_replicas.map(|r| r.min(i32::MAX as u32) as i32),
+            uid: None,
+            replicas_owner: ReplicasOwner::Unknown,
+        },
+        spot: Spot::Known(situation.spot_healthy),
+        pricing,
+        samples: &observations,
+        load: &load,
+        conflict: None,
+        paused: false,
+    };
+    Ok(plan::plan(&input, &observed).decision)
 }
 
 /// A replica's hourly cost in each of the policy's pools, where the situation's pools give fixed
 /// prices; a pool it does not list is unpriced.
 fn pricing(policy: &Policy, pools: &[CapacityPool], requests: Option<Requests>) -> Result<Pricing, (String, String)> {
-    let Some(requests) = requests else { return Ok(Pricing::default()) };
-    let cost = |pool: Option<&CapacityPool>| -> Result<Option<f64>, (String, String)> {
-        let Some((pool, price)) = pool.and_then(|p| Some((p, p.spec.price.as_ref()?))) else { return Ok(None) };
+    let (Some(requests), Ok(policy_pools)) = (requests, policy_pools(policy, pools)) else { return Ok(Pricing::default()) };
+    policy_pools.pricing(|pool| {
+        let Some(price) = &pool.spec.price else { return Ok(None) };
         let index = pools.iter().position(|p| std::ptr::eq(p, pool)).unwrap_or_default();
         let unit = UnitPrice::from_price(price).map_err(|(field, e)| (format!("pools[{index}].spec.price.{field}"), e))?;
         Ok(Some(unit.replica_cost(&requests)))
-    };
-    match policy_pools(policy, pools) {
-        Ok(PolicyPools::Placed { spot, on_demand }) => Ok(Pricing { spot: cost(Some(spot))?, on_demand: cost(Some(on_demand))? }),
-        Ok(PolicyPools::Unplaced { on_demand }) => Ok(Pricing { spot: None, on_demand: cost(on_demand)? }),
-        Err(UnknownPool { .. }) => Ok(Pricing::default()),
-    }
+    })
 }
 
 pub fn output(decision: &Decision) -> DecideOutput<'_> {

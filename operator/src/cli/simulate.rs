@@ -221,13 +221,10 @@ fn pricing(
         Ok(unit.replica_cost(requests))
     };
     match policy_pools(policy, pools) {
-        Ok(PolicyPools::Placed { spot, on_demand }) => {
-            Ok(Pricing { spot: Some(price(spot)?), on_demand: Some(price(on_demand)?) })
-        }
-        Ok(PolicyPools::Unplaced { on_demand: Some(pool) }) => Ok(Pricing { spot: None, on_demand: Some(price(pool)?) }),
         Ok(PolicyPools::Unplaced { on_demand: None }) => Err(SimulateError::Pools(format!(
             "{pools_name}: a policy without placement runs on the only OnDemand CapacityPool, and there is not exactly one"
         ))),
+        Ok(pools) => pools.pricing(|pool| price(pool).map(Some)),
         Err(unknown) => {
             let names: Vec<String> = pools.iter().filter_map(|p| p.metadata.name.clone()).collect();
             Err(SimulateError::Pools(format!("{policy_name}: {unknown} in {pools_name} (it defines: {})", names.join(", "))))

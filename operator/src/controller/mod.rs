@@ -2,12 +2,10 @@
 
 mod backoff;
 pub mod caches;
-mod conditions;
 pub mod index;
 mod lenient;
 mod observe;
 mod reconcile;
-mod status;
 pub mod telemetry;
 
 use std::sync::Arc;

@@ -18,6 +18,7 @@ use crate::metrics::{QueryOutcome, RangeOutcome, query_all};
 use crate::placement::mutate::{DELETION_COST_ANNOTATION, POOL_LABEL};
 use crate::placement::spot_health::SpotNode;
 use crate::placement::{PodView, PoolOf};
+use crate::plan::PlacementObserved;
 
 /// What the cluster and Prometheus said this round.
 pub struct Observed {
@@ -39,11 +40,6 @@ pub struct Observed {
     pub placement: Option<PlacementObserved>,
     /// What the range queries of `spec.forecast` returned; empty without it.
     pub load: LoadHistory,
-}
-
-pub struct PlacementObserved {
-    pub pods: Vec<PodView>,
-    pub spot_nodes: Vec<SpotNode>,
 }
 
 /// Why there is nothing to decide on this round; reported on status, not retried as an error.

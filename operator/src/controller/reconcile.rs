@@ -17,16 +17,14 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
 use super::backoff;
-use super::conditions::{self, Flip};
 use super::lenient::LenientPolicy;
-use super::observe::{Blocked, PlacementObserved, observe};
-use super::status::{self, Hold, Round, SpotReport};
+use super::observe::{Blocked, observe};
 use super::telemetry::{DecisionLabels, EvictionLabels, PolicyLabels};
 use super::{Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION};
-use crate::api::{Mode, Reason, ScalingPolicy, ScalingPolicyStatus};
-use crate::engine::{self, Current, Policy, Split};
-use crate::placement::spot_health::{self, Previous};
-use crate::placement::{PodView, PoolOf, rebalance};
+use crate::api::{Reason, ScalingPolicy, ScalingPolicyStatus};
+use crate::engine::Policy;
+use crate::plan::conditions::Flip;
+use crate::plan::{self, Eviction, PlannedEvent, RoundInput, RoundPlan, Spot, Target, status};
 
 /// After a write conflict, look again this soon.
 const CONFLICT_RETRY: Duration = Duration::from_secs(1);
@@ -183,18 +181,18 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     // `version` follows the round's own status writes, so each is fenced by the one before.
     let (previous, mut version) = ctx.rounds.previous(policy);
     let remembered = ctx.rounds.get(policy);
-    let generation = policy.metadata.generation;
+    let input =
+        RoundInput { now, generation: policy.metadata.generation, previous: &previous, last_round: remembered.last_round };
 
+    // Observe.
     let rules = match Policy::from_spec(&policy.spec) {
         Ok(rules) => rules,
         Err(problems) => {
-            let (status, flips) = status::blocked(&previous, generation, now, Reason::PolicyInvalid, &problems.to_string());
+            let (status, flips) = plan::blocked(&input, Reason::PolicyInvalid, &problems.to_string());
             report(ctx, policy, &mut version, &previous, status, flips, None).await?;
             return Ok(Action::await_change());
         }
     };
-
-    // Observe.
     let observed = match observe(ctx, policy, &rules).await? {
         Ok(observed) => observed,
         Err(blocked) => {
@@ -202,199 +200,97 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
                 Blocked::TargetNotFound(message) => (Reason::TargetNotFound, message),
                 Blocked::PolicyInvalid(message) => (Reason::PolicyInvalid, message),
             };
-            let (status, flips) = status::blocked(&previous, generation, now, reason, &message);
+            let (status, flips) = plan::blocked(&input, reason, &message);
             report(ctx, policy, &mut version, &previous, status, flips, None).await?;
             return Ok(Action::requeue(backoff::jittered(rules.interval)));
         }
     };
-    let current_replicas = observed.replicas;
-    // A target deleted and created again under the same name is a new workload (R14): the old one's
-    // recommendations, scale events and writers must not hold or pace it. `previous` stays what
-    // status holds, so the write that forgets them is not skipped.
-    let recreated = previous.target_uid.is_some() && previous.target_uid != observed.target_uid;
-    let base = if recreated {
-        tracing::info!(policy = %policy.name_any(), namespace = ?policy.namespace(), "the target was recreated: starting a new history");
-        status::for_new_target(&previous)
-    } else {
-        previous.clone()
-    };
-    let history = base.history.clone();
-    let last_round = if recreated { None } else { remembered.last_round };
-    let (spot, doomed) = spot_report(&rules, &previous, observed.placement.as_ref(), now);
-    let spot_healthy = spot.healthy;
-    let current = Current {
-        replicas: current_replicas,
-        ready_replicas: Some(observed.ready_replicas),
-        consecutive_failures: previous.consecutive_failures,
-        spot_healthy,
-        pricing: observed.pricing,
-    };
 
-    // Decide.
-    let decision =
-        engine::decide_with(&rules, &observed.samples, &current, &engine::recall(&history, last_round, now), now, &observed.load);
+    // Plan.
+    let observation = plan::Observation {
+        rules: &rules,
+        target: Target {
+            name: &policy.spec.target_ref.name,
+            replicas: observed.replicas,
+            ready_replicas: Some(observed.ready_replicas),
+            uid: observed.target_uid.clone(),
+            replicas_owner: observed.replicas_owner.clone(),
+        },
+        spot: Spot::Observed(observed.placement.as_ref()),
+        pricing: observed.pricing,
+        samples: &observed.samples,
+        load: &observed.load,
+        conflict: observed.conflict.clone(),
+        paused: policy.annotations().get(PAUSED_ANNOTATION).is_some_and(|v| v == "true"),
+    };
+    let RoundPlan { decision, recreated, status, flips, would_scale, scale, evictions, .. } = plan::plan(&input, &observation);
+    if recreated {
+        tracing::info!(policy = %policy.name_any(), namespace = ?policy.namespace(), "the target was recreated: starting a new history");
+    }
     ctx.telemetry
         .decisions
         .get_or_create(&DecisionLabels { reason: decision.reason.to_string(), limited_by: decision.limited_by.to_string() })
         .inc();
+    ctx.telemetry.record_decision(&PolicyLabels::of(policy), &rules, observed.replicas, &decision, now);
 
-    // Act. Another field manager's write of the replicas is answered at most once per window.
-    let external = engine::arbitrate(
-        &rules,
-        base.external_write.as_ref(),
-        base.last_scale_time.as_ref().map(|t| t.0),
-        &observed.replicas_owner,
-        current_replicas,
-        now,
-    );
-    let hold = if let Some(message) = observed.conflict {
-        Hold::Conflict(message)
-    } else if policy.annotations().get(PAUSED_ANNOTATION).is_some_and(|v| v == "true") {
-        Hold::Paused
-    } else if rules.mode == Mode::DryRun {
-        Hold::DryRun
-    } else if let Some(until) = external.hold_until {
-        Hold::External(until)
-    } else {
-        Hold::None
-    };
-    let change = decision.desired_replicas - current_replicas;
-    let scaling = hold == Hold::None && change != 0;
-    let labels = PolicyLabels::of(policy);
-    ctx.telemetry.record_decision(&labels, &rules, current_replicas, &decision, now);
-    let message = decision.reasons.first().map(|s| s.message.as_str()).unwrap_or_default();
-    let target = &policy.spec.target_ref.name;
-    // The status of this round, with or without its scale event.
-    let reported = |applied_change: i32| {
-        let history = engine::remember(&history, last_round, &rules, now, decision.recommendation, applied_change);
-        let round = Round {
-            generation,
-            now,
-            current: current_replicas,
-            decision: &decision,
-            hold: &hold,
-            spot: spot.clone(),
-            has_budget: rules.budget.is_some(),
-            scaled: applied_change != 0,
-            external: &external,
-        };
-        let (mut status, flips) = status::decided(&base, &round, history);
-        status.target_uid = observed.target_uid.clone();
-        (status, flips)
-    };
-
-    if scaling {
+    // Act.
+    if let Some(scale) = scale {
         // Report, then act (R7): the scale event is in status before the scale is written, so an
         // operator killed between the two writes comes back knowing the step it took, and its
         // rate limits cannot allow that step a second time.
-        let (intent, flips) = reported(change);
-        report(ctx, policy, &mut version, &previous, intent.clone(), flips, None).await?;
+        report(ctx, policy, &mut version, &previous, status.clone(), flips, None).await?;
         // Test-only, in debug builds: crash exactly between the two writes (the R7 e2e scenario).
         #[cfg(debug_assertions)]
         if std::env::var_os(CRASH_AFTER_INTENT).is_some() {
             tracing::error!(policy = %policy.name_any(), "{CRASH_AFTER_INTENT}: aborting between the status and the scale write");
             std::process::abort();
         }
-        match write_scale(ctx, policy, observed.resource_version.clone(), decision.desired_replicas).await {
+        match write_scale(ctx, policy, observed.resource_version.clone(), scale.to).await {
             Ok(()) => {
                 tracing::info!(
                     policy = %policy.name_any(),
                     namespace = ?policy.namespace(),
-                    from = current_replicas,
-                    to = decision.desired_replicas,
+                    from = scale.from,
+                    to = scale.to,
                     reason = %decision.reason,
                     limited_by = %decision.limited_by,
                     "scaled"
                 );
-                let mut note = format!("Scaled {target} from {current_replicas} to {}: {message}", decision.desired_replicas);
-                if let Some(write) = &external.external_write {
-                    note.push_str(&format!(" (re-asserted after {} set {})", write.manager, write.replicas));
-                }
-                publish(ctx, policy, EventType::Normal, decision.reason, note).await;
+                publish(ctx, policy, scale.scaled).await;
             }
             Err(error) => {
                 // The step was not taken: take its event back out of status.
-                let (unscaled, _) = reported(0);
-                report(ctx, policy, &mut version, &intent, unscaled, Vec::new(), None).await?;
+                report(ctx, policy, &mut version, &status, scale.unscaled, Vec::new(), None).await?;
                 if let Error::Kube(kube::Error::Api(status)) = &error
                     && status.code == 409
                 {
                     return Ok(Action::requeue(CONFLICT_RETRY));
                 }
-                publish(
-                    ctx,
-                    policy,
-                    EventType::Warning,
-                    Reason::ScaleFailed,
-                    format!("Failed to scale {target} to {}: {error}", decision.desired_replicas),
-                )
-                .await;
+                publish(ctx, policy, PlannedEvent::warning(Reason::ScaleFailed, format!("{}: {error}", scale.failed))).await;
                 return Err(error);
             }
         }
     } else {
-        let (status, flips) = reported(0);
-        // What a real scale would have announced, once per new would-be count (the count is never
-        // applied, so announcing every round would repeat it every interval).
-        let would_scale = (hold == Hold::DryRun && change != 0 && previous.desired_replicas != Some(decision.desired_replicas))
-            .then(|| {
-                let note = format!(
-                    "Would scale {target} from {current_replicas} to {} (mode: DryRun): {message}",
-                    decision.desired_replicas
-                );
-                (decision.reason, note)
-            });
         report(ctx, policy, &mut version, &previous, status, flips, would_scale).await?;
     }
     // Only once status holds this round's recommendation may the open run be taken as recommended
     // through it.
     ctx.rounds.update(policy, |r| r.last_round = Some(now));
-    // Rebalance, after status says where new pods go (the webhook reads it): replace doomed spot
-    // pods, then move one pod per round towards the target split.
-    if hold == Hold::None
-        && let (Some(observed), Some(target)) = (&observed.placement, decision.placement)
-    {
-        let evict = rebalance::evictions(target, &observed.pods, &doomed, decision.desired_replicas, now);
-        evict_pods(ctx, policy, &evict, &doomed).await;
-    }
+    // Evictions go after status says where new pods go (the webhook reads it).
+    evict_pods(ctx, policy, &evictions).await;
 
     Ok(Action::requeue(backoff::jittered(rules.interval)))
 }
 
-/// Spot health for this round (and the doomed spot pods to replace), from what was observed.
-fn spot_report(
-    rules: &Policy,
-    previous: &ScalingPolicyStatus,
-    observed: Option<&PlacementObserved>,
-    now: Timestamp,
-) -> (SpotReport, Vec<String>) {
-    let (Some(placement), Some(observed)) = (&rules.placement, observed) else {
-        return (SpotReport { healthy: true, ..SpotReport::default() }, Vec::new());
-    };
-    let before = Previous {
-        healthy: previous.placement.as_ref().is_none_or(|p| p.spot_healthy),
-        available_since: previous.placement.as_ref().and_then(|p| p.spot_available_since.as_ref().map(|t| t.0)),
-    };
-    let spot_pods: Vec<PodView> = observed.pods.iter().filter(|p| p.pool == PoolOf::Spot).cloned().collect();
-    let health =
-        spot_health::assess(&before, &observed.spot_nodes, &spot_pods, placement.fallback_after, placement.return_after, now);
-    let count = |pool| observed.pods.iter().filter(|p| p.pool == pool && !p.deleting).count() as i32;
-    let actual = Split { spot: count(PoolOf::Spot), on_demand: count(PoolOf::OnDemand) };
-    let report = SpotReport {
-        healthy: health.healthy,
-        available_since: health.available_since,
-        problem: health.problem,
-        actual: Some(actual),
-    };
-    (report, health.doomed)
-}
-
 /// Evicts through the Eviction API, so PodDisruptionBudgets are respected; a refusal waits for the
-/// next round. Pods in `doomed` are on reclaimed spot capacity; the others move the split.
-async fn evict_pods(ctx: &Context, policy: &ScalingPolicy, names: &[String], doomed: &[String]) {
+/// next round.
+async fn evict_pods(ctx: &Context, policy: &ScalingPolicy, evictions: &[Eviction]) {
+    if evictions.is_empty() {
+        return;
+    }
     let pods: Api<Pod> = Api::namespaced(ctx.client_for(policy), &policy.namespace().unwrap_or_default());
-    for name in names {
-        let reason = if doomed.contains(name) { "spot_reclaimed" } else { "rebalance" };
+    for Eviction { pod: name, doomed } in evictions {
+        let reason = if *doomed { "spot_reclaimed" } else { "rebalance" };
         let result = pods.evict(name, &EvictParams::default()).await;
         let outcome = match &result {
             Ok(_) => "evicted",
@@ -405,14 +301,8 @@ async fn evict_pods(ctx: &Context, policy: &ScalingPolicy, names: &[String], doo
         ctx.telemetry.evictions.get_or_create(&EvictionLabels { reason, outcome }).inc();
         match result {
             Ok(_) => {
-                publish(
-                    ctx,
-                    policy,
-                    EventType::Normal,
-                    Reason::Rebalanced,
-                    format!("Evicted pod {name} to move replicas towards the target split"),
-                )
-                .await
+                let note = format!("Evicted pod {name} to move replicas towards the target split");
+                publish(ctx, policy, PlannedEvent::normal(Reason::Rebalanced, note)).await
             }
             Err(kube::Error::Api(status)) if status.code == 429 => {
                 tracing::info!(pod = %name, "eviction refused by a PodDisruptionBudget; retrying next round");
@@ -494,18 +384,9 @@ async fn report(
         let produced = version.clone();
         ctx.rounds.update(policy, |r| r.written = Some(Written { over: policy.resource_version(), produced, status }));
     }
-    if let Some((reason, message)) = scaled {
-        publish(ctx, policy, EventType::Normal, reason, message).await;
-    }
-    for flip in flips {
-        let warning = conditions::is_warning(&flip);
-        // A new policy's conditions appearing is not news, unless they are bad news.
-        if flip.appeared && !warning {
-            continue;
-        }
-        let type_ = if warning { EventType::Warning } else { EventType::Normal };
-        let state = if flip.status { "True" } else { "False" };
-        publish(ctx, policy, type_, flip.reason, format!("{} is {state}: {}", flip.type_, flip.message)).await;
+    let scaled = scaled.map(|(reason, note)| PlannedEvent::normal(reason, note));
+    for event in scaled.into_iter().chain(plan::flip_events(&flips)) {
+        publish(ctx, policy, event).await;
     }
     Ok(())
 }
@@ -515,7 +396,12 @@ const EVENT_NOTE_LIMIT: usize = 1024;
 
 /// Events are best effort: failing to publish one never fails the round. A note over the API's
 /// limit (a long Prometheus error, say) is cut there; the whole text goes to the log.
-async fn publish(ctx: &Context, policy: &ScalingPolicy, type_: EventType, reason: Reason, note: String) {
+async fn publish(ctx: &Context, policy: &ScalingPolicy, event: PlannedEvent) {
+    let PlannedEvent { type_, reason, note } = event;
+    let type_ = match type_ {
+        plan::EventType::Normal => EventType::Normal,
+        plan::EventType::Warning => EventType::Warning,
+    };
     let note = if note.len() > EVENT_NOTE_LIMIT {
         tracing::info!(policy = %policy.name_any(), %reason, note = %note, "Event note cut to the API's 1 KiB");
         cut_to(&note, EVENT_NOTE_LIMIT)

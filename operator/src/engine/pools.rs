@@ -1,7 +1,7 @@
 //! Which CapacityPools a policy's replicas run on, and what a replica costs there. Pure: the
 //! operator, `trimtab decide` and the simulator all price replicas this one way.
 
-use super::decision::{Requests, UnitPrice};
+use super::decision::{Pricing, Requests, UnitPrice};
 use super::policy::Policy;
 use crate::api::{CapacityPool, CapacityType, Price, Quantity};
 
@@ -45,6 +45,17 @@ pub fn policy_pools<'a>(policy: &Policy, pools: &'a [CapacityPool]) -> Result<Po
             };
             Ok(PolicyPools::Unplaced { on_demand: only })
         }
+    }
+}
+
+impl PolicyPools<'_> {
+    /// A replica's hourly cost in each of the pools, `cost` giving each pool's (none where it is
+    /// unknown): the spot pool first, then the on-demand one. A pool that is not there is unpriced.
+    pub fn pricing<E>(self, mut cost: impl FnMut(&CapacityPool) -> Result<Option<f64>, E>) -> Result<Pricing, E> {
+        Ok(match self {
+            PolicyPools::Placed { spot, on_demand } => Pricing { spot: cost(spot)?, on_demand: cost(on_demand)? },
+            PolicyPools::Unplaced { on_demand } => Pricing { spot: None, on_demand: on_demand.map(cost).transpose()?.flatten() },
+        })
     }
 }
 

@@ -3,16 +3,17 @@
 //!
 //! Time advances in ticks of at most 15 s that divide both the policy's interval and the minute
 //! (15 s for a 15 s or 60 s interval, 5 s for a 10 s one). At the start of each tick, in order:
-//! 1. spot interruptions due by then take their share of the spot pods, and mark the spot pool
-//!    unavailable for the outage plus the policy's `returnAfter` (the operator sees the interruption
-//!    taint at once);
-//! 2. on a round (every `interval`, from the first interval on): the engine decides from the signals
-//!    of the trailing metrics window, exactly as the operator does, with the history chained through
-//!    `engine::remember` and consecutive failures counted; then one pod moves towards the target spot
-//!    split if every desired replica is Ready (the rebalancer's rule);
-//! 3. the ReplicaSet makes the pods match the desired count: new pods go to the pool under its target
-//!    and become Ready `startupSeconds` later; scale-in removes not-Ready pods first, then pods of
-//!    the pool over its target, newest first;
+//! 1. spot interruptions due by then take their share of the spot pods, and put the interruption
+//!    taint on the spot capacity for the outage; spot health is then the operator's own assessment
+//!    (`placement::spot_health`: lost while tainted, back `returnAfter` after), every tick (the
+//!    operator sees the taint at once);
+//! 2. on a round (every `interval`, from the first interval on): the operator's round
+//!    (`plan::plan`) decides from the signals of the trailing metrics window, with the status it
+//!    plans (history, consecutive failures) carried to the next round; then one pod moves towards
+//!    the target spot split if every desired replica is Ready (the rebalancer's rule);
+//! 3. the ReplicaSet makes the pods match the desired count: new pods go to the pool the webhook
+//!    picks (`placement::assign`) and become Ready `startupSeconds` later; scale-in removes
+//!    not-Ready pods first, then pods of the pool over its target, newest first;
 //! 4. the tick's load is served by the Ready pods, per the service model, and every pod is paid for.
 //!
 //! The load is constant within a trace minute. Each minute's objective values are computed from that
@@ -26,8 +27,11 @@ use jiff::{SignedDuration, Timestamp};
 use super::model::Model;
 use super::service_model::ServiceState;
 use super::signals::{Feed, Signal, Traffic};
-use crate::api::{History, ObjectiveKind};
-use crate::engine::{self, Current, DataCompleteness, LoadHistory, Observations, Policy, Pricing, Sample, Split};
+use crate::api::{History, Mode, ObjectiveKind, ScalingPolicyStatus};
+use crate::engine::{self, LoadHistory, Observations, Policy, Pricing, ReplicasOwner, Sample, Split};
+use crate::placement::assign::{Pool, assign};
+use crate::placement::spot_health::{self, SpotNode};
+use crate::plan::{self, RoundInput, Spot, Target};
 
 /// What every run of one simulation shares.
 #[derive(Debug, Clone)]
@@ -154,7 +158,6 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
         Controller::Static { .. } | Controller::Schedule { .. } => 1,
     };
     let window_ticks = ((model.metrics_window_seconds / tick_seconds).ceil() as usize).max(1);
-    let return_after = policy.placement.as_ref().map_or(0.0, |p| p.return_after.as_secs_f64());
     let capacity = model.service.capacity_per_replica;
     let spot_price = scenario.pricing.spot.unwrap_or(0.0);
     let on_demand_price = scenario.pricing.on_demand.unwrap_or(0.0);
@@ -171,12 +174,25 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
     for i in 0..desired.max(0) {
         pods.push(Pod { spot: first_split.is_some_and(|s| i < s.spot), ready_at: f64::NEG_INFINITY });
     }
-    // As if the service had run at its initial count before the window: the first rounds'
-    // stabilization sees it, instead of an empty history that lets the first round scale in at once.
-    let mut history = engine::remember(&History::default(), None, policy, start, desired, 0);
+    // The engine's policy as the operator would run it; the simulator shows what it would do
+    // scaling, whatever its mode.
+    let engine = match controller {
+        Controller::Engine { policy, feeds } => Some((Policy { mode: Mode::Active, ..policy.clone() }, feeds)),
+        _ => None,
+    };
+    // The status the operator would keep. As if the service had run at its initial count before the
+    // window: the first rounds' stabilization sees it, instead of an empty history that lets the
+    // first round scale in at once.
+    let mut status = ScalingPolicyStatus {
+        history: engine::remember(&History::default(), None, policy, start, desired, 0),
+        ..ScalingPolicyStatus::default()
+    };
     let mut last_round = Some(start);
-    let mut failures = 0u32;
-    let mut unhealthy_until = f64::NEG_INFINITY;
+    // Spot health as the operator assesses it (`placement::spot_health`), every tick: the
+    // interruption taint is on the spot capacity until the outage ends.
+    let mut spot = spot_health::Previous { healthy: true, available_since: None };
+    let mut spot_node = SpotNode { name: "spot".into(), interrupted: false };
+    let mut outage_until = f64::NEG_INFINITY;
     let mut next_interruption = 0;
     let mut window: VecDeque<(f64, f64, ServiceState)> = VecDeque::with_capacity(window_ticks + 1);
     let mut minute_traffic = Traffic::default();
@@ -232,31 +248,30 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
                     lost -= usize::from(take);
                     !take
                 });
-                unhealthy_until = unhealthy_until.max(at + model.interruptions.outage_seconds + return_after);
+                outage_until = outage_until.max(at + model.interruptions.outage_seconds);
             }
-            let spot_healthy = t >= unhealthy_until;
+            let now = start + SignedDuration::from_secs(t as i64);
+            if let Some(placement) = &policy.placement {
+                spot_node.interrupted = t < outage_until;
+                let nodes = std::slice::from_ref(&spot_node);
+                let health = spot_health::assess(&spot, nodes, &[], placement.fallback_after, placement.return_after, now);
+                spot = spot_health::Previous { healthy: health.healthy, available_since: health.available_since };
+            }
+            let spot_healthy = spot.healthy;
 
             // 2. A round: decide, then rebalance.
             if k > 0 && k.is_multiple_of(rounds_every) {
                 let ready = pods.iter().filter(|p| p.ready_at <= t).count() as i32;
-                if let Controller::Engine { policy, feeds } = controller {
+                if let Some((policy, feeds)) = &engine {
                     window_traffic.clear();
                     for (pods_ready, rps, state) in &window {
                         window_traffic.add(tick_seconds, *rps, *pods_ready, capacity, *state);
                     }
                     observations.clear();
-                    for feed in feeds {
+                    for feed in feeds.iter() {
                         let value = window_traffic.signal(feed.signal, f64::from(ready));
                         observations.insert(feed.objective.clone(), Sample::from_value(value));
                     }
-                    let current = Current {
-                        replicas: desired,
-                        ready_replicas: Some(ready),
-                        consecutive_failures: failures,
-                        spot_healthy,
-                        pricing: scenario.pricing,
-                    };
-                    let now = start + SignedDuration::from_secs(t as i64);
                     if forecast.is_some() {
                         load_history.load.clear();
                         load_history.load.extend(
@@ -269,15 +284,29 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
                             load_history.capacity.insert(name.clone(), seen.iter().copied().collect());
                         }
                     }
-                    let recalled = engine::recall(&history, last_round, now);
-                    let decision = engine::decide_with(policy, &observations, &current, &recalled, now, &load_history);
-                    let change = decision.desired_replicas - desired;
-                    history = engine::remember(&history, last_round, policy, now, decision.recommendation, change);
+                    let input = RoundInput { now, generation: None, previous: &status, last_round };
+                    let observed = plan::Observation {
+                        rules: policy,
+                        target: Target {
+                            name: "simulated",
+                            replicas: desired,
+                            ready_replicas: Some(ready),
+                            uid: None,
+                            replicas_owner: ReplicasOwner::Trimtab,
+                        },
+                        spot: Spot::Known(spot_healthy),
+                        pricing: scenario.pricing,
+                        samples: &observations,
+                        load: &load_history,
+                        conflict: None,
+                        paused: false,
+                    };
+                    let round = plan::plan(&input, &observed);
+                    status = round.status;
                     last_round = Some(now);
-                    failures = if decision.data == DataCompleteness::Complete { 0 } else { failures.saturating_add(1) };
-                    if change != 0 {
+                    if let Some(scale) = round.scale {
                         totals.scale_events += 1;
-                        desired = decision.desired_replicas;
+                        desired = scale.to;
                         totals.max_replicas = totals.max_replicas.max(desired);
                     }
                 }
@@ -295,7 +324,10 @@ pub fn simulate(scenario: &Scenario, controller: &Controller, slo: &[Feed], init
             // 3. The ReplicaSet.
             let target = placement(policy, spot_healthy, desired);
             while (pods.len() as i32) < desired {
-                let spot = spot_healthy && target.is_some_and(|s| pods.iter().filter(|p| p.spot).count() < s.spot as usize);
+                // The webhook's choice (`placement::assign`).
+                let spot_pods = pods.iter().filter(|p| p.spot).count() as i32;
+                let existing = Split { spot: spot_pods, on_demand: pods.len() as i32 - spot_pods };
+                let spot = assign(policy, spot_healthy, desired, existing).is_some_and(|a| a.pool == Pool::Spot);
                 pods.push(Pod { spot, ready_at: t + model.startup_seconds });
             }
             while pods.len() as i32 > desired.max(0) {
