@@ -149,12 +149,18 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// exactly that), the Event is sent on its own.
 async fn report_failed_round(policy: &ScalingPolicy, ctx: &Context, error: &Error) {
     let (previous, mut version) = ctx.rounds.previous(policy);
-    let text = format!("this round failed and is retried: {error}");
+    let text = failed_round_text(error);
     let (status, flips) = status::blocked(&previous, policy.metadata.generation, Timestamp::now(), Reason::RoundFailed, &text);
     if let Err(write) = report(ctx, policy, &mut version, &previous, status, flips, None).await {
         tracing::warn!(error = %write, policy = %policy.name_any(), "could not report the failed round on status");
-        publish(ctx, policy, EventType::Warning, Reason::RoundFailed, text).await;
+        publish(ctx, policy, PlannedEvent::warning(Reason::RoundFailed, text)).await;
     }
+}
+
+/// What a failed round's Ready condition says; one text, so a round that reported its own failure
+/// (a refused scale write) is not reported again.
+fn failed_round_text(error: &Error) -> String {
+    format!("this round failed and is retried: {error}")
 }
 
 /// The failpoint of the failed-round scenario: set to a policy's name, a debug build panics at the
@@ -238,7 +244,9 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
         // Report, then act (R7): the scale event is in status before the scale is written, so an
         // operator killed between the two writes comes back knowing the step it took, and its
         // rate limits cannot allow that step a second time.
-        report(ctx, policy, &mut version, &previous, status.clone(), flips, None).await?;
+        // The intent's flips are announced once the step is taken (or was not refused): a write
+        // refused on every retry must not flip Ready back and forth in Events.
+        report(ctx, policy, &mut version, &previous, status.clone(), Vec::new(), None).await?;
         // Test-only, in debug builds: crash exactly between the two writes (the R7 e2e scenario).
         #[cfg(debug_assertions)]
         if std::env::var_os(CRASH_AFTER_INTENT).is_some() {
@@ -256,16 +264,22 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
                     limited_by = %decision.limited_by,
                     "scaled"
                 );
+                for event in plan::flip_events(&flips) {
+                    publish(ctx, policy, event).await;
+                }
                 publish(ctx, policy, scale.scaled).await;
             }
             Err(error) => {
                 // The step was not taken: take its event back out of status.
-                report(ctx, policy, &mut version, &status, scale.unscaled, Vec::new(), None).await?;
-                if let Error::Kube(kube::Error::Api(status)) = &error
-                    && status.code == 409
+                if let Error::Kube(kube::Error::Api(refused)) = &error
+                    && refused.code == 409
                 {
+                    report(ctx, policy, &mut version, &status, scale.unscaled, flips, None).await?;
                     return Ok(Action::requeue(CONFLICT_RETRY));
                 }
+                // Said on the policy in the same write, with the text the failed round reports.
+                let (refused, refused_flips) = plan::scale_refused(&input, &scale, &flips, &failed_round_text(&error));
+                report(ctx, policy, &mut version, &status, refused, refused_flips, None).await?;
                 publish(ctx, policy, PlannedEvent::warning(Reason::ScaleFailed, format!("{}: {error}", scale.failed))).await;
                 return Err(error);
             }

@@ -130,6 +130,25 @@ pub fn blocked(input: &RoundInput, reason: Reason, message: &str) -> (ScalingPol
     status::blocked(input.previous, input.generation, input.now, reason, message)
 }
 
+/// The status when the planned scale write was refused: the round without its scale event, and
+/// Ready/ScalingActive False (`RoundFailed`, `message`). Flips are counted from the status before
+/// the round, not from the intent written just before the scale: a write refused on every retry
+/// then sends its Warning once, rather than a Ready=True and a Ready=False Event per retry.
+pub fn scale_refused(
+    input: &RoundInput,
+    scale: &ScaleWrite,
+    planned: &[Flip],
+    message: &str,
+) -> (ScalingPolicyStatus, Vec<Flip>) {
+    let gated = [conditions::READY, conditions::SCALING_ACTIVE];
+    let mut base = scale.unscaled.clone();
+    base.conditions.retain(|c| !gated.contains(&c.type_.as_str()));
+    base.conditions.extend(input.previous.conditions.iter().filter(|c| gated.contains(&c.type_.as_str())).cloned());
+    let (status, refused) = status::blocked(&base, input.generation, input.now, Reason::RoundFailed, message);
+    let flips = planned.iter().filter(|f| !gated.contains(&f.type_)).cloned().chain(refused).collect();
+    (status, flips)
+}
+
 /// Plans one round of a valid policy from what it observed.
 pub fn plan(input: &RoundInput, observed: &Observation) -> RoundPlan {
     let previous = input.previous;
@@ -293,6 +312,33 @@ mod tests {
         assert!(scale.scaled.note.starts_with("Scaled web from 4 to 8: "), "{}", scale.scaled.note);
         assert_eq!(scale.failed, "Failed to scale web to 8");
         assert_eq!(plan.status.target_uid.as_deref(), Some("t1"));
+    }
+
+    #[test]
+    fn a_scale_write_refused_on_every_retry_says_ready_false_once_and_keeps_no_scale_event() {
+        let rules = rules(serde_json::json!({}));
+        let ready = |status: &ScalingPolicyStatus| {
+            status.conditions.iter().find(|c| c.type_ == conditions::READY).map(|c| (c.status.clone(), c.reason.clone()))
+        };
+        let mut previous = ScalingPolicyStatus::default();
+        let mut warnings = 0;
+        for retry in 0..3 {
+            let plan = round(&rules, &previous, Spot::Known(true), false);
+            let scale = plan.scale.expect("the step is planned again");
+            let (refused, flips) = scale_refused(
+                &RoundInput { now: at(100), generation: Some(1), previous: &previous, last_round: None },
+                &scale,
+                &plan.flips,
+                "this round failed: 403",
+            );
+            assert_eq!(ready(&refused), Some(("False".into(), "RoundFailed".into())), "retry {retry}");
+            assert!(refused.history.scale_events.is_empty() && refused.last_scale_time.is_none());
+            let events: Vec<_> = flip_events(&flips).collect();
+            assert!(events.iter().all(|e| e.type_ == EventType::Warning), "no Ready=True in between: {events:?}");
+            warnings += events.iter().filter(|e| e.note.starts_with("Ready is False")).count();
+            previous = refused;
+        }
+        assert_eq!(warnings, 1, "one Warning for a write refused three times");
     }
 
     #[test]
