@@ -3,6 +3,7 @@
 mod backoff;
 pub mod caches;
 mod conditions;
+mod events;
 pub mod index;
 mod lenient;
 mod observe;

@@ -13,11 +13,12 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{EvictParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 
 use super::backoff;
 use super::conditions::{self, Flip};
+use super::events::{self, Act};
 use super::lenient::LenientPolicy;
 use super::observe::{Blocked, PlacementObserved, observe};
 use super::status::{self, Hold, Round, SpotReport};
@@ -285,7 +286,8 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
                 if let Some(write) = &external.external_write {
                     note.push_str(&format!(" (re-asserted after {} set {})", write.manager, write.replicas));
                 }
-                publish(ctx, policy, EventType::Normal, decision.reason, note).await;
+                let act = Act::Scale { from: current_replicas, to: decision.desired_replicas };
+                publish(ctx, policy, EventType::Normal, decision.reason, act, note).await;
             }
             Err(error) => {
                 // The step was not taken: take its event back out of status.
@@ -301,6 +303,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
                     policy,
                     EventType::Warning,
                     Reason::ScaleFailed,
+                    Act::Scale { from: current_replicas, to: decision.desired_replicas },
                     format!("Failed to scale {target} to {}: {error}", decision.desired_replicas),
                 )
                 .await;
@@ -317,7 +320,7 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
                     "Would scale {target} from {current_replicas} to {} (mode: DryRun): {message}",
                     decision.desired_replicas
                 );
-                (decision.reason, note)
+                (decision.reason, Act::WouldScale { from: current_replicas, to: decision.desired_replicas }, note)
             });
         report(ctx, policy, &mut version, &previous, status, flips, would_scale).await?;
     }
@@ -385,6 +388,7 @@ async fn evict_pods(ctx: &Context, policy: &ScalingPolicy, names: &[String], doo
                     policy,
                     EventType::Normal,
                     Reason::Rebalanced,
+                    Act::Evict { namespace: &policy.namespace().unwrap_or_default(), pod: name },
                     format!("Evicted pod {name} to move replicas towards the target split"),
                 )
                 .await
@@ -440,7 +444,7 @@ async fn report(
     previous: &ScalingPolicyStatus,
     status: ScalingPolicyStatus,
     flips: Vec<Flip>,
-    scaled: Option<(Reason, String)>,
+    scaled: Option<(Reason, Act<'_>, String)>,
 ) -> Result<(), Error> {
     let labels = PolicyLabels::of(policy);
     ctx.telemetry.record_conditions(&labels, &status.conditions);
@@ -469,8 +473,8 @@ async fn report(
         let produced = version.clone();
         ctx.rounds.update(policy, |r| r.written = Some(Written { over: policy.resource_version(), produced, status }));
     }
-    if let Some((reason, message)) = scaled {
-        publish(ctx, policy, EventType::Normal, reason, message).await;
+    if let Some((reason, act, message)) = scaled {
+        publish(ctx, policy, EventType::Normal, reason, act, message).await;
     }
     for flip in flips {
         let warning = conditions::is_warning(&flip);
@@ -480,7 +484,8 @@ async fn report(
         }
         let type_ = if warning { EventType::Warning } else { EventType::Normal };
         let state = if flip.status { "True" } else { "False" };
-        publish(ctx, policy, type_, flip.reason, format!("{} is {state}: {}", flip.type_, flip.message)).await;
+        let act = Act::Set { condition: flip.type_, status: flip.status };
+        publish(ctx, policy, type_, flip.reason, act, format!("{} is {state}: {}", flip.type_, flip.message)).await;
     }
     Ok(())
 }
@@ -490,14 +495,14 @@ const EVENT_NOTE_LIMIT: usize = 1024;
 
 /// Events are best effort: failing to publish one never fails the round. A note over the API's
 /// limit (a long Prometheus error, say) is cut there; the whole text goes to the log.
-async fn publish(ctx: &Context, policy: &ScalingPolicy, type_: EventType, reason: Reason, note: String) {
+async fn publish(ctx: &Context, policy: &ScalingPolicy, type_: EventType, reason: Reason, act: Act<'_>, note: String) {
     let note = if note.len() > EVENT_NOTE_LIMIT {
         tracing::info!(policy = %policy.name_any(), %reason, note = %note, "Event note cut to the API's 1 KiB");
         cut_to(&note, EVENT_NOTE_LIMIT)
     } else {
         note
     };
-    let event = Event { type_, reason: reason.to_string(), note: Some(note), action: "Reconcile".into(), secondary: None };
+    let event = events::event(type_, reason, act, note);
     if let Err(error) = ctx.recorder_for(policy).publish(&event, &policy.object_ref(&())).await {
         tracing::warn!(%error, policy = %policy.name_any(), "could not publish an Event");
     }
