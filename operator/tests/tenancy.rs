@@ -331,7 +331,7 @@ fn the_operators_queries_are_confined_and_carry_the_tenant_header_and_the_token(
         "forecast": {"loadQuery": "sum(rate(http_requests_total[5s]))", "readyReplicasQuery": "count(http_requests_total)"}
     }))
     .expect("a spec");
-    let tenancy = Tenancy { namespace_label: Some("namespace".into()) };
+    let tenancy = Tenancy::new(Some("namespace".into()));
     let rules = tenancy.policy(&Policy::from_spec(&spec).expect("valid"), "a").expect("confined");
     let forecast = rules.forecast.clone().expect("a forecast");
     let runtime = runtime();
