@@ -239,3 +239,66 @@ pub async fn serve(
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::caches::Cluster;
+    use serde_json::json;
+
+    fn state() -> WebhookState {
+        let pool = |name: &str, capacity: &str| {
+            serde_json::from_value(json!({
+                "apiVersion": "trimtab.dev/v1alpha1", "kind": "CapacityPool", "metadata": {"name": name},
+                "spec": {"capacityType": capacity, "nodeSelector": {"pool": name}, "price": {"cpuCoreHour": "1", "memoryGiBHour": "1"}}
+            }))
+            .expect("a pool")
+        };
+        let policy = serde_json::from_value(json!({
+            "apiVersion": "trimtab.dev/v1alpha1", "kind": "ScalingPolicy", "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"targetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 20,
+                     "objectives": [{"name": "rps", "kind": "AverageValue", "query": "q", "target": "1"}],
+                     "placement": {"spotPool": "spot", "onDemandPool": "on-demand", "onDemandBase": 2, "spotPercentage": 70}},
+            "status": {"desiredReplicas": 10}
+        }))
+        .expect("a policy");
+        let deployment =
+            serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "shop", "uid": "u1"}})).expect("a deployment");
+        let cluster = Cluster {
+            policies: vec![policy],
+            deployments: vec![deployment],
+            pools: vec![pool("spot", "Spot"), pool("on-demand", "OnDemand")],
+            ..Cluster::default()
+        };
+        WebhookState::new(Caches::holding(cluster), Arc::default())
+    }
+
+    fn new_pod(i: usize) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": format!("r{i}"), "operation": "CREATE", "namespace": "shop", "userInfo": {},
+                "kind": {"group": "", "version": "v1", "kind": "Pod"}, "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {
+                    "generateName": "web-abc-", "labels": {"pod-template-hash": "abc"},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "uid": "rs"}]}}
+            }
+        }))
+        .expect("a review")
+    }
+
+    #[test]
+    fn a_burst_of_pods_the_cache_has_not_seen_yet_lands_on_the_split_through_the_ledger() {
+        let state = state();
+        let mut spot = 0;
+        for i in 0..10 {
+            let review = admit(&state, &new_pod(i)).expect("a review");
+            let patch = review.response.and_then(|r| r.patch).expect("the pod is placed");
+            if String::from_utf8_lossy(&patch).contains(r#""value":"spot""#) {
+                spot += 1;
+            }
+        }
+        // 10 replicas, 2 on-demand as the base, 70 % of the other 8 on spot: 5 (floor), 5 on-demand.
+        assert_eq!(spot, 5);
+    }
+}
