@@ -69,8 +69,7 @@ fn pod(namespace: &str, deployment: &str, index: usize, node: Option<String>) ->
 }
 
 fn cluster() -> Cluster {
-    let mut cluster = Cluster::default();
-    cluster.pools = vec![
+    let pools = vec![
         from(json!({
             "apiVersion": "trimtab.dev/v1alpha1", "kind": "CapacityPool", "metadata": {"name": "spot"},
             "spec": {"capacityType": "Spot", "nodeSelector": {"karpenter.sh/capacity-type": "spot"},
@@ -83,17 +82,18 @@ fn cluster() -> Cluster {
                      "price": {"cpuCoreHour": "0.0350", "memoryGiBHour": "0.0047"}}
         })),
     ];
-    let node_name = |i: usize| format!("{}-{i:04}", if i % 2 == 0 { "spot" } else { "on-demand" });
-    cluster.nodes = (0..NODES)
+    let capacity = |i: usize| if i.is_multiple_of(2) { "spot" } else { "on-demand" };
+    let node_name = |i: usize| format!("{}-{i:04}", capacity(i));
+    let nodes = (0..NODES)
         .map(|i| {
-            let capacity = if i % 2 == 0 { "spot" } else { "on-demand" };
             from::<Node>(json!({
-                "metadata": {"name": node_name(i), "labels": {"karpenter.sh/capacity-type": capacity, "kubernetes.io/os": "linux",
+                "metadata": {"name": node_name(i), "labels": {"karpenter.sh/capacity-type": capacity(i), "kubernetes.io/os": "linux",
                              "topology.kubernetes.io/zone": format!("zone-{}", i % 3)}},
                 "spec": {"providerID": format!("kwok://{i}")}
             }))
         })
         .collect();
+    let mut cluster = Cluster { pools, nodes, ..Cluster::default() };
     for (w, (namespace, deployment)) in workloads().enumerate() {
         cluster.deployments.push(from::<Deployment>(json!({
             "metadata": {"name": deployment, "namespace": namespace, "uid": format!("uid-{namespace}-{deployment}")},
