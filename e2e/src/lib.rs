@@ -13,7 +13,6 @@ pub mod placement;
 pub mod policy;
 pub mod prometheus;
 pub mod proxy;
-pub mod tcp_proxy;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

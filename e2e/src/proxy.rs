@@ -1,19 +1,26 @@
-//! A TCP proxy that a test can cut: in front of Prometheus, to simulate Prometheus going away
-//! without stopping the one every other test shares; in front of the API server, to cut one
-//! operator off it (the bytes are TLS, passed through untouched).
+//! A TCP proxy that a test can cut or turn into a black hole: in front of Prometheus, to simulate
+//! Prometheus going away without stopping the one every other test shares; in front of the API
+//! server, to cut one operator off it (the bytes are TLS, passed through untouched: cutting
+//! connections is the honest way to make a TLS server unreachable). It records when each
+//! connection attempt made while cut came: how often clients retried.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::net::{TcpListener, TcpStream};
 
 pub struct CuttableProxy {
+    /// `http://` and [`Self::addr`].
     pub url: String,
+    /// Where clients connect.
+    pub addr: SocketAddr,
     open: Arc<AtomicBool>,
     /// While set, traffic is dropped without closing anything: the client's requests hang.
     black_hole: Arc<tokio::sync::watch::Sender<bool>>,
     connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    refused: Arc<Mutex<Vec<Instant>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -30,14 +37,17 @@ impl CuttableProxy {
         let black_hole = Arc::new(tokio::sync::watch::channel(false).0);
         let holes = black_hole.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
-        let url = format!("http://{}", listener.local_addr().expect("local address"));
+        let addr = listener.local_addr().expect("local address");
         let open = Arc::new(AtomicBool::new(true));
         let gate = open.clone();
         let connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
         let live = connections.clone();
+        let refused: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let refusals = refused.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !gate.load(Ordering::SeqCst) {
+                    refusals.lock().unwrap_or_else(|e| e.into_inner()).push(Instant::now());
                     drop(inbound); // cut: the client sees the connection closed
                     continue;
                 }
@@ -62,7 +72,7 @@ impl CuttableProxy {
                 live.lock().unwrap_or_else(|e| e.into_inner()).push(connection.abort_handle());
             }
         });
-        CuttableProxy { url, open, black_hole, connections, task }
+        CuttableProxy { url: format!("http://{addr}"), addr, open, black_hole, connections, refused, task }
     }
 
     /// Every byte either way is dropped from now on, and no connection is closed: like a network
@@ -85,8 +95,14 @@ impl CuttableProxy {
         }
     }
 
+    /// Ends the cut: new connections are forwarded again.
     pub fn restore(&self) {
         self.open.store(true, Ordering::SeqCst);
+    }
+
+    /// When each connection attempt made while cut came.
+    pub fn refused(&self) -> Vec<Instant> {
+        self.refused.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

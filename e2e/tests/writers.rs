@@ -13,7 +13,7 @@ use trimtab::api::ScalingPolicy;
 use trimtab_e2e::cluster::{apply_deployment, deployment, install_crds};
 use trimtab_e2e::operator::Operator;
 use trimtab_e2e::policy::{apply, get, replicas, wait_condition};
-use trimtab_e2e::tcp_proxy::TcpProxy;
+use trimtab_e2e::proxy::CuttableProxy;
 use trimtab_e2e::{eventually, scenario};
 
 /// A policy whose one objective always asks for `want` replicas (a constant total over a
@@ -213,7 +213,7 @@ async fn a_target_or_policy_recreated_under_the_same_name_starts_without_the_old
 }
 
 /// A kubeconfig like the test's, with the API server reached through `proxy`.
-fn kubeconfig_through(proxy: &TcpProxy, dir: &std::path::Path) -> std::path::PathBuf {
+fn kubeconfig_through(proxy: &CuttableProxy, dir: &std::path::Path) -> std::path::PathBuf {
     let source = std::env::var("OPERATOR_KUBECONFIG").or_else(|_| std::env::var("KUBECONFIG")).expect("KUBECONFIG is set");
     let mut config = kube::config::Kubeconfig::read_from(&source).expect("the kubeconfig reads");
     for cluster in config.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
@@ -264,7 +264,7 @@ async fn after_the_api_server_is_cut_for_thirty_seconds_every_policy_is_evaluate
                 "objectives": [{"name": "clock", "kind": "AverageValue", "query": "vector(100 + time() % 60 * 10)", "target": "100000"}]
             })).await;
         }
-        let proxy = TcpProxy::start(api_server().await).await;
+        let proxy = CuttableProxy::start_tcp(api_server().await).await;
         let dir = std::env::temp_dir().join(format!("trimtab-e2e-{ns}"));
         std::fs::create_dir_all(&dir).expect("a temp dir");
         let kubeconfig = kubeconfig_through(&proxy, &dir);
@@ -286,7 +286,7 @@ async fn after_the_api_server_is_cut_for_thirty_seconds_every_policy_is_evaluate
         tokio::time::sleep(Duration::from_secs(30)).await;
         // Whole seconds: managedFields times are.
         let healed_at = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).expect("now");
-        proxy.heal();
+        proxy.restore();
         let healed = Instant::now();
         eventually("every policy evaluated after the API server came back", 2 * interval + Duration::from_secs(2), || all_written_since(healed_at)).await;
         eprintln!("every policy was evaluated {:?} after recovery (interval {interval:?})", healed.elapsed());

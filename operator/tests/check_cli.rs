@@ -4,8 +4,7 @@
 //! Each test waits, with a deadline, until the series it needs exist; the last test to finish stops
 //! Prometheus and the exporter and removes the temp dir.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -13,8 +12,11 @@ use serde_json::{Value, json};
 use trimtab::engine::{Absence, Sample};
 use trimtab::metrics::{PrometheusClient, PrometheusSettings, QueryOutcome};
 
+#[path = "common/check.rs"]
+mod check_harness;
 #[path = "common/prometheus.rs"]
 mod prometheus_harness;
+use check_harness::{check, manifest};
 use prometheus_harness::{Prometheus, free_port, prometheus_binary};
 
 const SCRAPE_INTERVAL: &str = "1s";
@@ -123,28 +125,7 @@ const IDLE_P99: &str = r#"histogram_quantile(0.99, sum by (le) (rate(http_reques
 const CHECKOUT_RPS: &str = r#"sum(rate(http_requests_total{app="checkout"}[5s]))"#;
 
 fn policy(objectives: Value) -> String {
-    json!({
-        "apiVersion": "trimtab.dev/v1alpha1",
-        "kind": "ScalingPolicy",
-        "metadata": {"name": "checkout", "namespace": "shop"},
-        "spec": {"targetRef": {"kind": "Deployment", "name": "checkout"}, "minReplicas": 2, "maxReplicas": 20, "objectives": objectives}
-    })
-    .to_string()
-}
-
-fn check(url: &str, policy: &str, extra: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trimtab"))
-        .args(["check", "-f", "-", "--prometheus-url", url])
-        .args(extra)
-        .env("KUBECONFIG", "/nonexistent/trimtab-check-test-kubeconfig") // never a real cluster
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("trimtab runs");
-    child.stdin.take().expect("stdin").write_all(policy.as_bytes()).expect("write stdin");
-    child.wait_with_output().expect("trimtab finishes")
+    manifest("shop", "checkout", 2, 20, objectives)
 }
 
 fn json_report(output: &Output) -> Value {

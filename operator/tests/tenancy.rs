@@ -5,8 +5,7 @@
 //! a policy of namespace `a` never gets a series of `b`: what could read one is refused before
 //! anything is sent, and everything else reaches Prometheus with `namespace="a"` on every selector.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -17,8 +16,11 @@ use trimtab::engine::{Policy, Sample};
 use trimtab::metrics::tenancy::Tenancy;
 use trimtab::metrics::{MetricsSource, PrometheusClient, PrometheusSettings, QueryOutcome, RangeOutcome, query_all};
 
+#[path = "common/check.rs"]
+mod check_harness;
 #[path = "common/prometheus.rs"]
 mod prometheus_harness;
+use check_harness::manifest;
 use prometheus_harness::{Prometheus, prometheus_binary};
 #[path = "common/proxy.rs"]
 mod proxy;
@@ -91,29 +93,12 @@ fn prometheus() -> Option<Arc<Prometheus>> {
 // ---- Driving `trimtab check` ----
 
 fn policy(objectives: Value) -> String {
-    json!({
-        "apiVersion": "trimtab.dev/v1alpha1",
-        "kind": "ScalingPolicy",
-        "metadata": {"name": "web", "namespace": "a"},
-        "spec": {"targetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 10, "objectives": objectives}
-    })
-    .to_string()
+    manifest("a", "web", 1, 10, objectives)
 }
 
+/// `trimtab check` at 2 replicas, its report as JSON.
 fn check(url: &str, policy: &str, extra: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trimtab"))
-        .args(["check", "-f", "-", "--prometheus-url", url, "--current", "2", "-o", "json"])
-        .args(extra)
-        .env("KUBECONFIG", "/nonexistent/trimtab-tenancy-test-kubeconfig") // never a real cluster
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env_remove("TRIMTAB_ENFORCE_NAMESPACE_LABEL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("trimtab runs");
-    child.stdin.take().expect("stdin").write_all(policy.as_bytes()).expect("write stdin");
-    child.wait_with_output().expect("trimtab finishes")
+    check_harness::check(url, policy, &[&["--current", "2", "-o", "json"][..], extra].concat())
 }
 
 const ENFORCE: [&str; 2] = ["--enforce-namespace-label", "namespace"];
@@ -262,7 +247,7 @@ fn the_operators_queries_are_confined_and_carry_the_tenant_header_and_the_token(
         "forecast": {"loadQuery": "sum(rate(http_requests_total[5s]))", "readyReplicasQuery": "count(http_requests_total)"}
     }))
     .expect("a spec");
-    let tenancy = Tenancy { namespace_label: Some("namespace".into()) };
+    let tenancy = Tenancy::new(Some("namespace".into()));
     let rules = tenancy.policy(&Policy::from_spec(&spec).expect("valid"), "a").expect("confined");
     let forecast = rules.forecast.clone().expect("a forecast");
     let runtime = runtime();

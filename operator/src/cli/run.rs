@@ -60,7 +60,7 @@ pub struct TenancyArgs {
 
 impl TenancyArgs {
     pub fn tenancy(&self) -> crate::metrics::tenancy::Tenancy {
-        crate::metrics::tenancy::Tenancy { namespace_label: self.enforce_namespace_label.clone() }
+        crate::metrics::tenancy::Tenancy::new(self.enforce_namespace_label.clone())
     }
 }
 

@@ -51,6 +51,17 @@ pub struct Caches {
     pub wakes: Wakes,
 }
 
+/// The objects [`Caches::holding`] holds.
+#[derive(Default)]
+pub struct Cluster {
+    pub policies: Vec<ScalingPolicy>,
+    pub deployments: Vec<Deployment>,
+    pub hpas: Vec<HorizontalPodAutoscaler>,
+    pub pools: Vec<CapacityPool>,
+    pub pods: Vec<Pod>,
+    pub nodes: Vec<Node>,
+}
+
 /// Indexes by target (`namespace/deployment`), kept from the caches' watch events.
 pub struct ByTarget {
     pub policies: TargetIndex<ScalingPolicy>,
@@ -147,15 +158,37 @@ impl Caches {
     /// Caches that watch nothing and hold nothing: what the webhook and the controller see of an
     /// empty cluster (tests and fuzzing use it without an API server).
     pub fn empty() -> Self {
+        Self::holding(Cluster::default())
+    }
+
+    /// Caches that watch nothing and hold `cluster` as the watches would have stored it (stripped,
+    /// indexed by target): a cluster of any size without an API server, for benchmarks and tests.
+    pub fn holding(cluster: Cluster) -> Self {
+        let by_target = Arc::new(ByTarget::default());
+        fn store<K>(objects: Vec<K>, strip: fn(&mut K), index: Option<&TargetIndex<K>>) -> Store<K>
+        where
+            K: Resource<DynamicType = ()> + Clone + 'static,
+        {
+            let mut writer = Writer::default();
+            for mut object in objects {
+                strip(&mut object);
+                let event = watcher::Event::Apply(object);
+                if let Some(index) = index {
+                    index.apply(&event);
+                }
+                writer.apply_watcher_event(&event);
+            }
+            writer.as_reader()
+        }
         Caches {
-            policies: Writer::default().as_reader(),
-            deployments: Writer::default().as_reader(),
-            hpas: Writer::default().as_reader(),
+            policies: store(cluster.policies, strip, Some(&by_target.policies)),
+            deployments: store(cluster.deployments, strip_deployment, None),
+            hpas: store(cluster.hpas, strip, Some(&by_target.hpas)),
             scaled_objects: None,
-            pools: Writer::default().as_reader(),
-            pods: Writer::default().as_reader(),
-            nodes: Writer::default().as_reader(),
-            by_target: Arc::new(ByTarget::default()),
+            pools: store(cluster.pools, strip, None),
+            pods: store(cluster.pods, strip_pod, Some(&by_target.pods)),
+            nodes: store(cluster.nodes, strip_node, None),
+            by_target,
             wakes: Wakes::default(),
         }
     }

@@ -2,6 +2,7 @@
 
 mod backoff;
 pub mod caches;
+mod events;
 pub mod index;
 mod lenient;
 mod observe;

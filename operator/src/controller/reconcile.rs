@@ -13,10 +13,10 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{EvictParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
 use super::backoff;
+use super::events;
 use super::lenient::LenientPolicy;
 use super::observe::{Blocked, observe};
 use super::telemetry::{DecisionLabels, EvictionLabels, PolicyLabels};
@@ -24,7 +24,7 @@ use super::{Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION};
 use crate::api::{Reason, ScalingPolicy, ScalingPolicyStatus};
 use crate::engine::Policy;
 use crate::plan::conditions::Flip;
-use crate::plan::{self, Eviction, PlannedEvent, RoundInput, RoundPlan, Spot, Target, status};
+use crate::plan::{self, Act, Eviction, PlannedEvent, RoundInput, RoundPlan, Spot, Target, status};
 
 /// After a write conflict, look again this soon.
 const CONFLICT_RETRY: Duration = Duration::from_secs(1);
@@ -153,7 +153,8 @@ async fn report_failed_round(policy: &ScalingPolicy, ctx: &Context, error: &Erro
     let (status, flips) = status::blocked(&previous, policy.metadata.generation, Timestamp::now(), Reason::RoundFailed, &text);
     if let Err(write) = report(ctx, policy, &mut version, &previous, status, flips, None).await {
         tracing::warn!(error = %write, policy = %policy.name_any(), "could not report the failed round on status");
-        publish(ctx, policy, PlannedEvent::warning(Reason::RoundFailed, text)).await;
+        let act = Act::Set { condition: plan::conditions::READY, status: false };
+        publish(ctx, policy, PlannedEvent::warning(Reason::RoundFailed, act, text)).await;
     }
 }
 
@@ -280,7 +281,13 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
                 // Said on the policy in the same write, with the text the failed round reports.
                 let (refused, refused_flips) = plan::scale_refused(&input, &scale, &flips, &failed_round_text(&error));
                 report(ctx, policy, &mut version, &status, refused, refused_flips, None).await?;
-                publish(ctx, policy, PlannedEvent::warning(Reason::ScaleFailed, format!("{}: {error}", scale.failed))).await;
+                let note = format!("{}: {error}", scale.failed);
+                publish(
+                    ctx,
+                    policy,
+                    PlannedEvent::warning(Reason::ScaleFailed, Act::Scale { from: scale.from, to: scale.to }, note),
+                )
+                .await;
                 return Err(error);
             }
         }
@@ -316,7 +323,7 @@ async fn evict_pods(ctx: &Context, policy: &ScalingPolicy, evictions: &[Eviction
         match result {
             Ok(_) => {
                 let note = format!("Evicted pod {name} to move replicas towards the target split");
-                publish(ctx, policy, PlannedEvent::normal(Reason::Rebalanced, note)).await
+                publish(ctx, policy, PlannedEvent::normal(Reason::Rebalanced, Act::Evict { pod: name.clone() }, note)).await
             }
             Err(kube::Error::Api(status)) if status.code == 429 => {
                 tracing::info!(pod = %name, "eviction refused by a PodDisruptionBudget; retrying next round");
@@ -369,7 +376,7 @@ async fn report(
     previous: &ScalingPolicyStatus,
     status: ScalingPolicyStatus,
     flips: Vec<Flip>,
-    scaled: Option<(Reason, String)>,
+    scaled: Option<PlannedEvent>,
 ) -> Result<(), Error> {
     let labels = PolicyLabels::of(policy);
     ctx.telemetry.record_conditions(&labels, &status.conditions);
@@ -398,7 +405,6 @@ async fn report(
         let produced = version.clone();
         ctx.rounds.update(policy, |r| r.written = Some(Written { over: policy.resource_version(), produced, status }));
     }
-    let scaled = scaled.map(|(reason, note)| PlannedEvent::normal(reason, note));
     for event in scaled.into_iter().chain(plan::flip_events(&flips)) {
         publish(ctx, policy, event).await;
     }
@@ -410,19 +416,12 @@ const EVENT_NOTE_LIMIT: usize = 1024;
 
 /// Events are best effort: failing to publish one never fails the round. A note over the API's
 /// limit (a long Prometheus error, say) is cut there; the whole text goes to the log.
-async fn publish(ctx: &Context, policy: &ScalingPolicy, event: PlannedEvent) {
-    let PlannedEvent { type_, reason, note } = event;
-    let type_ = match type_ {
-        plan::EventType::Normal => EventType::Normal,
-        plan::EventType::Warning => EventType::Warning,
-    };
-    let note = if note.len() > EVENT_NOTE_LIMIT {
-        tracing::info!(policy = %policy.name_any(), %reason, note = %note, "Event note cut to the API's 1 KiB");
-        cut_to(&note, EVENT_NOTE_LIMIT)
-    } else {
-        note
-    };
-    let event = Event { type_, reason: reason.to_string(), note: Some(note), action: "Reconcile".into(), secondary: None };
+async fn publish(ctx: &Context, policy: &ScalingPolicy, mut event: PlannedEvent) {
+    if event.note.len() > EVENT_NOTE_LIMIT {
+        tracing::info!(policy = %policy.name_any(), reason = %event.reason, note = %event.note, "Event note cut to the API's 1 KiB");
+        event.note = cut_to(&event.note, EVENT_NOTE_LIMIT);
+    }
+    let event = events::event(event, &policy.namespace().unwrap_or_default());
     if let Err(error) = ctx.recorder_for(policy).publish(&event, &policy.object_ref(&())).await {
         tracing::warn!(%error, policy = %policy.name_any(), "could not publish an Event");
     }

@@ -8,6 +8,8 @@
 //!
 //! Pure: query text in, query text or the reason out; the caller names the field.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use promql_parser::label::{MatchOp, Matcher, Matchers};
@@ -52,15 +54,97 @@ pub struct FieldError {
 pub struct Tenancy {
     /// The label every series carries its namespace in (`namespace`); none: queries are not confined.
     pub namespace_label: Option<String>,
+    /// What was sent for the queries seen lately (shared by the clones).
+    sent: Sent,
+}
+
+/// The most (query, namespace) pairs [`Sent`] keeps per generation: more than the distinct queries
+/// of 10,000 policies with a few objectives each.
+const SENT_CAPACITY: usize = 32_768;
+
+/// The text sent (or the refusal) for each query seen lately, by the confining label, the query and
+/// the namespace. Every policy sends the same queries every round, and parsing and re-printing one
+/// is most of the cost of a round's CPU outside the decision (benches/tenancy.rs). Two generations
+/// of at most [`SENT_CAPACITY`] entries: a query read every round is moved to the newer one, a query
+/// no policy sends any more ages out, and memory is bounded however many queries come and go.
+#[derive(Clone, Default)]
+struct Sent(Arc<Mutex<Generations>>);
+
+type SentKey = (Option<String>, String, String);
+
+#[derive(Default)]
+struct Generations {
+    current: HashMap<SentKey, Result<String, QueryError>>,
+    previous: HashMap<SentKey, Result<String, QueryError>>,
+    /// Queries parsed, not found here (what the tests read).
+    parsed: u64,
+}
+
+impl Generations {
+    fn insert(&mut self, key: SentKey, sent: Result<String, QueryError>) {
+        if self.current.len() >= SENT_CAPACITY {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(key, sent);
+    }
+}
+
+impl Sent {
+    fn get_or(&self, key: SentKey, parse: impl FnOnce() -> Result<String, QueryError>) -> Result<String, QueryError> {
+        {
+            let mut generations = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(hit) = generations.current.get(&key) {
+                return hit.clone();
+            }
+            if let Some(hit) = generations.previous.remove(&key) {
+                generations.insert(key, hit.clone());
+                return hit;
+            }
+        }
+        // Parsed outside the lock: other rounds' look-ups do not wait for it.
+        let sent = parse();
+        let mut generations = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        generations.parsed += 1;
+        generations.insert(key, sent.clone());
+        sent
+    }
+}
+
+impl std::fmt::Debug for Sent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sent")
+    }
+}
+
+/// A cache, not part of the setting: two Tenancies with the same label are the same setting.
+impl PartialEq for Sent {
+    fn eq(&self, _: &Sent) -> bool {
+        true
+    }
 }
 
 impl Tenancy {
+    /// Queries confined to `namespace_label` (none: not confined).
+    pub fn new(namespace_label: Option<String>) -> Self {
+        Tenancy { namespace_label, sent: Sent::default() }
+    }
+
+    /// Queries parsed so far, not answered from what was sent before.
+    pub fn parsed(&self) -> u64 {
+        self.sent.0.lock().unwrap_or_else(|e| e.into_inner()).parsed
+    }
+
     /// The query to send for a query of a policy in `namespace`.
     ///
     /// Confined: the re-printed, confined syntax tree. Not confined: the query as written, once its
     /// ranges are checked; a query promql-parser cannot parse is then sent as written, for
     /// Prometheus to judge (promql-parser may lag Prometheus's newest syntax).
     pub fn query(&self, query: &str, namespace: &str) -> Result<String, QueryError> {
+        let key = (self.namespace_label.clone(), query.to_owned(), namespace.to_owned());
+        self.sent.get_or(key, || self.parse(query, namespace))
+    }
+
+    fn parse(&self, query: &str, namespace: &str) -> Result<String, QueryError> {
         match &self.namespace_label {
             Some(label) => confine(query, label, namespace),
             None => match parser::parse(query) {
@@ -276,7 +360,7 @@ mod tests {
     #[test]
     fn ranges_over_an_hour_and_subquery_steps_under_a_second_are_refused_in_every_mode() {
         let off = Tenancy::default();
-        let on = Tenancy { namespace_label: Some("namespace".into()) };
+        let on = Tenancy::new(Some("namespace".into()));
         for query in ["rate(x[2h])", "max_over_time(x[61m])", "max_over_time(rate(x[1m])[2h:1m])"] {
             for tenancy in [&off, &on] {
                 let error = tenancy.query(query, "a").expect_err(query);
@@ -341,7 +425,7 @@ mod tests {
         }))
         .expect("a spec");
         let rules = Policy::from_spec(&spec).expect("valid");
-        let on = Tenancy { namespace_label: Some("namespace".into()) };
+        let on = Tenancy::new(Some("namespace".into()));
         let error = on.policy(&rules, "a").expect_err("refused");
         assert_eq!(error.field, "spec.objectives[1].query");
         assert!(
@@ -368,7 +452,7 @@ mod tests {
             }))
             .expect("a spec")
         };
-        let on = Tenancy { namespace_label: Some("namespace".into()) };
+        let on = Tenancy::new(Some("namespace".into()));
         let sent = on.policy(&Policy::from_spec(&spec("sum(ready)".into())).expect("valid"), "a").expect("confined");
         let forecast = sent.forecast.expect("a forecast");
         assert_eq!(forecast.load_query, r#"sum(rate(r{namespace="a"}[1m]))"#);
@@ -377,5 +461,52 @@ mod tests {
         assert_eq!(error.expect_err("refused").field, "spec.forecast.readyReplicasQuery");
         let default = on.policy(&Policy::from_spec(&spec(serde_json::Value::Null)).expect("valid"), "a").expect("confined");
         assert_eq!(default.forecast.expect("a forecast").ready_replicas_query, None, "Trimtab's own default is its own");
+    }
+
+    #[test]
+    fn the_second_round_sends_the_text_of_the_first_without_parsing_again() {
+        let on = Tenancy::new(Some("namespace".into()));
+        let spec: crate::api::ScalingPolicySpec = serde_json::from_value(serde_json::json!({
+            "targetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 4,
+            "objectives": [
+                {"name": "rps", "kind": "AverageValue", "query": "sum(rate(http_requests_total[2m]))", "target": "10"},
+                {"name": "bad", "kind": "Value", "query": r#"up{namespace="b"}"#, "target": "1"}
+            ]
+        }))
+        .expect("a spec");
+        let rules = Policy::from_spec(&spec).expect("valid");
+        let first = on.policy(&rules, "a");
+        assert_eq!(on.parsed(), 2);
+        // A clone (what each round holds) shares what was sent; a refusal is remembered too.
+        assert_eq!(on.clone().policy(&rules, "a"), first);
+        assert_eq!(on.parsed(), 2, "the second round parsed nothing");
+        assert_eq!(
+            on.query("sum(rate(http_requests_total[2m]))", "a"),
+            Ok(r#"sum(rate(http_requests_total{namespace="a"}[2m]))"#.into())
+        );
+        assert_eq!(on.parsed(), 2);
+        // Another namespace's policy with the same query gets its own confinement.
+        assert_eq!(
+            on.query("sum(rate(http_requests_total[2m]))", "b"),
+            Ok(r#"sum(rate(http_requests_total{namespace="b"}[2m]))"#.into())
+        );
+        assert_eq!(on.parsed(), 3);
+    }
+
+    #[test]
+    fn what_was_sent_is_bounded_and_a_query_still_in_use_survives_the_turnover() {
+        let on = Tenancy::new(Some("namespace".into()));
+        on.query("up", "a").expect("confined");
+        for i in 0..SENT_CAPACITY {
+            on.query(&format!("up{i}"), "a").expect("confined");
+            if i % 1000 == 0 {
+                on.query("up", "a").expect("confined");
+            }
+        }
+        let parsed = on.parsed();
+        on.query("up", "a").expect("confined");
+        assert_eq!(on.parsed(), parsed, "a query sent every round is kept");
+        let generations = on.sent.0.lock().expect("not poisoned");
+        assert!(generations.current.len() + generations.previous.len() <= 2 * SENT_CAPACITY);
     }
 }

@@ -15,7 +15,7 @@ pub mod status;
 
 use jiff::Timestamp;
 
-pub use events::{EventType, PlannedEvent, flip_events};
+pub use events::{Act, EventType, PlannedEvent, flip_events};
 pub use spot::{PlacementObserved, SpotReport};
 pub use status::Hold;
 
@@ -90,7 +90,7 @@ pub struct RoundPlan {
     pub status: ScalingPolicyStatus,
     pub flips: Vec<Flip>,
     /// Published with the status: what a real scale would have announced (DryRun).
-    pub would_scale: Option<(Reason, String)>,
+    pub would_scale: Option<PlannedEvent>,
     pub scale: Option<ScaleWrite>,
     /// Pods to evict, after the status (and scale) writes.
     pub evictions: Vec<Eviction>,
@@ -119,8 +119,7 @@ pub struct Eviction {
 impl RoundPlan {
     /// The Events to publish with the status write, in order.
     pub fn events(&self) -> Vec<PlannedEvent> {
-        let would_scale = self.would_scale.iter().map(|(reason, note)| PlannedEvent::normal(*reason, note.clone()));
-        would_scale.chain(flip_events(&self.flips)).collect()
+        self.would_scale.iter().cloned().chain(flip_events(&self.flips)).collect()
     }
 }
 
@@ -231,15 +230,17 @@ pub fn plan(input: &RoundInput, observed: &Observation) -> RoundPlan {
         ScaleWrite {
             from: current_replicas,
             to: desired,
-            scaled: PlannedEvent::normal(decision.reason, note),
+            scaled: PlannedEvent::normal(decision.reason, Act::Scale { from: current_replicas, to: desired }, note),
             unscaled: reported(0).0,
             failed: format!("Failed to scale {name} to {desired}"),
         }
     });
     // What a real scale would have announced, once per new would-be count (the count is never
     // applied, so announcing every round would repeat it every interval).
-    let would_scale = (hold == Hold::DryRun && change != 0 && previous.desired_replicas != Some(desired))
-        .then(|| (decision.reason, format!("Would scale {name} from {current_replicas} to {desired} (mode: DryRun): {message}")));
+    let would_scale = (hold == Hold::DryRun && change != 0 && previous.desired_replicas != Some(desired)).then(|| {
+        let note = format!("Would scale {name} from {current_replicas} to {desired} (mode: DryRun): {message}");
+        PlannedEvent::normal(decision.reason, Act::WouldScale { from: current_replicas, to: desired }, note)
+    });
     // Rebalance, after status says where new pods go (the webhook reads it): replace doomed spot
     // pods, then move one pod per round towards the target split.
     let evictions = match (&hold, &observed.spot, decision.placement) {
@@ -347,7 +348,7 @@ mod tests {
         let first = round(&rules, &ScalingPolicyStatus::default(), Spot::Known(true), false);
         assert_eq!(first.hold, Hold::DryRun);
         assert!(first.scale.is_none());
-        let (_, note) = first.would_scale.clone().expect("announced");
+        let note = first.would_scale.clone().expect("announced").note;
         assert!(note.starts_with("Would scale web from 4 to 8 (mode: DryRun): "), "{note}");
         assert_eq!(first.events().first().map(|e| e.note.as_str()), Some(note.as_str()));
         let again = round(&rules, &first.status, Spot::Known(true), false);
