@@ -11,6 +11,9 @@
 #   APPSIM_ADDR             scrape target of job "appsim"  (default 127.0.0.1:18080)
 #   OPERATOR_METRICS_ADDR   scrape target of job "trimtab" (default 127.0.0.1:18081)
 #   TRIMTAB_TOOLS_CACHE     see tools.sh
+#   TRIMTAB_CONTROL_PLANE_QPS  client QPS of the controller-manager and the scheduler (burst twice
+#                           that); their defaults (20 and 50) create about 5 pods/s, too few for
+#                           `just bench-scale` at 10,000 pods
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -104,9 +107,17 @@ log "starting control plane (kwokctl create cluster --runtime binary)"
 # advertise-address: with a loopback bind address the apiserver otherwise looks for a
 #   default-route interface and fails to start on hosts without one.
 # unsafe-no-fsync: test data is throwaway; fsync only slows etcd down.
+qps_args=()
+if [[ -n "${TRIMTAB_CONTROL_PLANE_QPS:-}" ]]; then
+  for component in kube-controller-manager kube-scheduler; do
+    qps_args+=(--extra-args "$component=kube-api-qps=$TRIMTAB_CONTROL_PLANE_QPS"
+      --extra-args "$component=kube-api-burst=$((2 * TRIMTAB_CONTROL_PLANE_QPS))")
+  done
+fi
 kwokctl -c "$STATE/kwokctl.yaml" create cluster --name "$CLUSTER_NAME" \
   --kubeconfig "$KUBECONFIG_PATH" \
   --extra-args kube-apiserver=advertise-address=127.0.0.1 \
+  "${qps_args[@]}" \
   --extra-args etcd=unsafe-no-fsync=true \
   --wait 2m >"$STATE/kwokctl-create.log" 2>&1 9>&- ||
   { cat "$STATE/kwokctl-create.log" >&2; die "kwokctl create cluster failed"; }
