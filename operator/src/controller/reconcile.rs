@@ -125,8 +125,11 @@ pub async fn reconcile(policy: Arc<ScalingPolicy>, ctx: Arc<Context>) -> Result<
     };
     // Whatever failed the round (a panic, an API error other than the conflict above), the policy
     // says so on its own status, so `kubectl describe` shows why it is not acting; the next round
-    // that succeeds clears it.
-    if let Err(error) = &result {
+    // that succeeds clears it. Not when the API server cannot take the report: it would fail the
+    // same way, and double the requests of every retry while the server is away or overloaded.
+    if let Err(error) = &result
+        && api_server_takes_reports(error)
+    {
         report_failed_round(&policy, &ctx, error).await;
     }
     ctx.telemetry.reconcile_duration.observe(started.elapsed().as_secs_f64());
@@ -155,6 +158,19 @@ async fn report_failed_round(policy: &ScalingPolicy, ctx: &Context, error: &Erro
         tracing::warn!(error = %write, policy = %policy.name_any(), "could not report the failed round on status");
         let act = Act::Set { condition: plan::conditions::READY, status: false };
         publish(ctx, policy, PlannedEvent::warning(Reason::RoundFailed, act, text)).await;
+    }
+}
+
+/// False when the round failed because the API server could not be reached (a cut connection, a
+/// TLS failure) or asked for less (429 Too Many Requests, 503 Unavailable, 504 Timeout): writing
+/// the failure to status and an Event would only add requests to the retries.
+fn api_server_takes_reports(error: &Error) -> bool {
+    match error {
+        Error::Kube(kube::Error::Api(status)) => !matches!(status.code, 429 | 503 | 504),
+        Error::Kube(
+            kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) | kube::Error::RustlsTls(_),
+        ) => false,
+        Error::Kube(_) | Error::RoundPanicked(_) | Error::StatusConflict => true,
     }
 }
 
@@ -443,6 +459,23 @@ fn cut_to(text: &str, limit: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_round_failed_by_a_refusal_is_reported_and_one_failed_by_an_unreachable_or_overloaded_api_server_is_not() {
+        let api = |code: u16| {
+            let status: kube::core::Status = serde_json::from_value(serde_json::json!({"code": code})).expect("a Status");
+            Error::Kube(kube::Error::Api(Box::new(status)))
+        };
+        for code in [400, 403, 404, 422, 500] {
+            assert!(api_server_takes_reports(&api(code)), "{code} is reported on the policy");
+        }
+        for code in [429, 503, 504] {
+            assert!(!api_server_takes_reports(&api(code)), "{code} asks for fewer requests");
+        }
+        let cut = Error::Kube(kube::Error::Service(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))));
+        assert!(!api_server_takes_reports(&cut), "an unreachable API server cannot take the report");
+        assert!(api_server_takes_reports(&Error::RoundPanicked("boom".into())));
+    }
 
     fn cached(version: &str, desired: i32) -> ScalingPolicy {
         serde_json::from_value(serde_json::json!({
