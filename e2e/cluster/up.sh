@@ -11,8 +11,8 @@
 #   APPSIM_ADDR             scrape target of job "appsim"  (default 127.0.0.1:18080)
 #   OPERATOR_METRICS_ADDR   scrape target of job "trimtab" (default 127.0.0.1:18081)
 #   TRIMTAB_TOOLS_CACHE     see tools.sh
-#   TRIMTAB_CONTROL_PLANE_QPS  client QPS of the controller-manager and the scheduler (burst twice
-#                           that); their defaults (20 and 50) create about 5 pods/s, too few for
+#   TRIMTAB_CONTROL_PLANE_QPS  client QPS of the controller-manager and the scheduler; their
+#                           defaults (20 and 50) create about 5 pods/s, too few for
 #                           `just bench-scale` at 10,000 pods
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
@@ -110,8 +110,9 @@ log "starting control plane (kwokctl create cluster --runtime binary)"
 qps_args=()
 if [[ -n "${TRIMTAB_CONTROL_PLANE_QPS:-}" ]]; then
   for component in kube-controller-manager kube-scheduler; do
-    qps_args+=(--extra-args "$component=kube-api-qps=$TRIMTAB_CONTROL_PLANE_QPS"
-      --extra-args "$component=kube-api-burst=$((2 * TRIMTAB_CONTROL_PLANE_QPS))")
+    # One argument per component: kwokctl v0.8.0 indexes a component's second --extra-args by
+    # the wrong position (and panics). The QPS alone sets the steady rate.
+    qps_args+=(--extra-args "$component=kube-api-qps=$TRIMTAB_CONTROL_PLANE_QPS")
   done
 fi
 kwokctl -c "$STATE/kwokctl.yaml" create cluster --name "$CLUSTER_NAME" \
