@@ -99,7 +99,7 @@ async fn a_hanging_query_is_a_timeout_after_the_prometheus_timeout_and_the_rest_
         async move { timed(&source, &batch).await }
     });
     // Another policy's round, started while the hanging query is in flight.
-    tokio::time::sleep(Duration::from_millis(100)).await; // let the first batch be sent first
+    proxy.wait_until_holding(1, READY_DEADLINE).await; // the hanging query is in flight
     let other: Vec<String> = (8..16).map(healthy).collect();
     let neighbour = timed(&source, &other).await;
     let neighbour_done = started.elapsed();
@@ -143,7 +143,7 @@ async fn with_every_slot_held_by_a_hanging_query_a_healthy_one_waits_for_a_slot_
         let source = source.clone();
         async move { timed(&source, &hanging).await }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await; // let them take every slot
+    proxy.wait_until_holding(slots, READY_DEADLINE).await; // every slot is taken
     let late = timed(&source, &[healthy(0)]).await;
     let answered = started.elapsed();
     let (_, outcome, took) = &late[0];
@@ -153,7 +153,7 @@ async fn with_every_slot_held_by_a_hanging_query_a_healthy_one_waits_for_a_slot_
     let first_free = stuck.iter().map(|r| r.2).min().unwrap_or_default();
     assert!(answered >= first_free, "answered at {answered:?}, before any slot was free ({first_free:?})");
     eprintln!(
-        "R5: {slots} hanging queries hold every slot; a healthy query sent 0.2 s later answered after {took:?} (the first \
+        "R5: {slots} hanging queries hold every slot; a healthy query sent once they were all in flight answered after {took:?} (the first \
          slot freed at {first_free:?})"
     );
 }

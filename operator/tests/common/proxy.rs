@@ -24,6 +24,8 @@ struct ProxyState {
     hang: Option<String>,
     /// Set when the proxy is dropped: the hung requests end.
     released: tokio::sync::watch::Sender<bool>,
+    /// How many requests are being held now.
+    held: tokio::sync::watch::Sender<usize>,
 }
 
 pub struct Proxy {
@@ -51,7 +53,9 @@ impl Proxy {
         let url = format!("http://{}", listener.local_addr().expect("proxy address"));
         let client = reqwest::Client::builder().build().expect("a client");
         let released = tokio::sync::watch::channel(false).0;
-        let state = Arc::new(ProxyState { upstream: upstream.to_owned(), client, log: Mutex::new(Vec::new()), hang, released });
+        let held = tokio::sync::watch::channel(0).0;
+        let state =
+            Arc::new(ProxyState { upstream: upstream.to_owned(), client, log: Mutex::new(Vec::new()), hang, released, held });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = state.clone();
         let thread = std::thread::spawn(move || {
@@ -67,6 +71,14 @@ impl Proxy {
             });
         });
         Proxy { url, state, stop: Some(stop), thread: Some(thread) }
+    }
+
+    /// Waits until at least `count` requests are being held, so a test knows they are in flight
+    /// (and hold their client's slots); panics after `within`.
+    pub async fn wait_until_holding(&self, count: usize, within: std::time::Duration) {
+        let mut held = self.state.held.subscribe();
+        let reached = tokio::time::timeout(within, held.wait_for(|held| *held >= count)).await;
+        assert!(reached.is_ok(), "the proxy held {} requests after {within:?}, not {count}", *self.state.held.borrow());
     }
 
     /// Everything forwarded since the last call.
@@ -97,7 +109,9 @@ async fn forward(
     if let (Some(hang), Some(query)) = (&state.hang, &query)
         && query.contains(hang.as_str())
     {
+        state.held.send_modify(|held| *held += 1);
         let _ = state.released.subscribe().wait_for(|released| *released).await;
+        state.held.send_modify(|held| *held -= 1);
         return axum::response::Response::builder()
             .status(reqwest::StatusCode::SERVICE_UNAVAILABLE)
             .body(axum::body::Body::empty())
