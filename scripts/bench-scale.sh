@@ -107,7 +107,8 @@ for start in range(0, len(items), 2000):
 PY
 kubectl apply -f "$work/namespaces.json" >/dev/null
 log "creating $N Deployments and ScalingPolicies in $NAMESPACES namespace(s)"
-for file in "$work"/objects-*.json; do kubectl apply --server-side -f "$file" >/dev/null; done
+# Four files at a time: one kubectl applies its objects one request after the other (about 10/s here).
+printf '%s\0' "$work"/objects-*.json | xargs -0 -P 4 -n 1 kubectl apply --server-side -f >/dev/null
 
 # Counters from the API server and from Prometheus, as "name{labels} value" lines.
 api_counters() { kubectl get --raw /metrics | grep -E '^apiserver_request_total\{' || true; }

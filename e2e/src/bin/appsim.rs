@@ -293,7 +293,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let mut ready: BTreeMap<Key, BTreeMap<String, usize>> = BTreeMap::new();
             for pod in pods.state().iter().filter(|p| is_ready(p)) {
-                let (Some(deployment), Some(node)) = (deployment_of(pod), pod.spec.as_ref().and_then(|s| s.node_name.clone()))
+                let (Some(deployment), Some(node)) =
+                    (deployment_of(pod.as_ref()), pod.spec.as_ref().and_then(|s| s.node_name.clone()))
                 else {
                     continue;
                 };

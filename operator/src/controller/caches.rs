@@ -3,9 +3,9 @@
 //! asking the API server, so the API's load does not grow with policies × rounds (only writes do).
 //!
 //! Every replica keeps them, the standby too: the webhook runs everywhere, and a standby that takes
-//! over finds its caches warm. What no decision reads is stripped before it is stored
-//! (`managedFields`, last-applied annotations, most of a pod's spec and status, a node's status), so
-//! memory follows the number of objects, not their size.
+//! over finds its caches warm. What no decision reads is not kept ([`cached`]: pods and
+//! Deployments are read into types of their own, the other kinds stripped), so memory follows the
+//! number of objects, not their size.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,23 +14,18 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Node, NodeSpec, Pod, PodSpec, PodStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::mpsc;
 
-use super::FIELD_MANAGER;
+use super::cached::{self, CachedDeployment, CachedDeploymentSpec, CachedPod, strip, strip_deployment, strip_node, strip_pod};
 use super::index::{TargetIndex, target_key};
 use super::lenient::{self, LenientPolicy};
 use crate::api::{CapacityPool, ScalingPolicy};
-use crate::engine::ReplicasOwner;
 use crate::placement::webhook::deployment_of;
-
-/// The annotation `kubectl apply` writes: a whole copy of the object, read by no decision.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// How long startup waits for every cache to hold its first complete list.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
@@ -38,12 +33,12 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Clone)]
 pub struct Caches {
     pub policies: Store<ScalingPolicy>,
-    pub deployments: Store<Deployment>,
+    pub deployments: Store<CachedDeployment>,
     pub hpas: Store<HorizontalPodAutoscaler>,
     /// KEDA's ScaledObjects, when KEDA is installed (and readable) at startup.
     pub scaled_objects: Option<Store<DynamicObject>>,
     pub pools: Store<CapacityPool>,
-    pub pods: Store<Pod>,
+    pub pods: Store<CachedPod>,
     pub nodes: Store<Node>,
     /// The policies, HPAs, ScaledObjects and pods of each target.
     pub by_target: Arc<ByTarget>,
@@ -67,7 +62,7 @@ pub struct ByTarget {
     pub policies: TargetIndex<ScalingPolicy>,
     pub hpas: TargetIndex<HorizontalPodAutoscaler>,
     pub scaled_objects: TargetIndex<DynamicObject>,
-    pub pods: TargetIndex<Pod>,
+    pub pods: TargetIndex<CachedPod>,
 }
 
 impl Default for ByTarget {
@@ -101,7 +96,7 @@ fn scaled_object_target(object: &DynamicObject) -> Option<String> {
     (kind == "Deployment").then(|| target_key(&object.namespace().unwrap_or_default(), name))
 }
 
-fn pod_target(pod: &Pod) -> Option<String> {
+fn pod_target(pod: &CachedPod) -> Option<String> {
     Some(target_key(&pod.namespace()?, &deployment_of(pod)?))
 }
 
@@ -165,7 +160,7 @@ impl Caches {
     /// indexed by target): a cluster of any size without an API server, for benchmarks and tests.
     pub fn holding(cluster: Cluster) -> Self {
         let by_target = Arc::new(ByTarget::default());
-        fn store<K>(objects: Vec<K>, strip: fn(&mut K), index: Option<&TargetIndex<K>>) -> Store<K>
+        fn store<K>(objects: impl IntoIterator<Item = K>, strip: fn(&mut K), index: Option<&TargetIndex<K>>) -> Store<K>
         where
             K: Resource<DynamicType = ()> + Clone + 'static,
         {
@@ -182,11 +177,11 @@ impl Caches {
         }
         Caches {
             policies: store(cluster.policies, strip, Some(&by_target.policies)),
-            deployments: store(cluster.deployments, strip_deployment, None),
+            deployments: store(cluster.deployments.iter().map(cached::read_as), strip_deployment, None),
             hpas: store(cluster.hpas, strip, Some(&by_target.hpas)),
             scaled_objects: None,
             pools: store(cluster.pools, strip, None),
-            pods: store(cluster.pods, strip_pod, Some(&by_target.pods)),
+            pods: store(cluster.pods.iter().map(cached::read_as), strip_pod, Some(&by_target.pods)),
             nodes: store(cluster.nodes, strip_node, None),
             by_target,
             wakes: Wakes::default(),
@@ -232,7 +227,7 @@ impl Caches {
     }
 
     /// The pods of Deployment `namespace/name`.
-    pub fn pods_of(&self, namespace: &str, name: &str) -> Vec<Arc<Pod>> {
+    pub fn pods_of(&self, namespace: &str, name: &str) -> Vec<Arc<CachedPod>> {
         Self::lookup(&self.pods, &self.by_target.pods, &target_key(namespace, name), &(), pod_target)
     }
 
@@ -301,7 +296,7 @@ impl Caches {
         .await?;
         let pods = watch(scoped(client, namespace), strip_pod, {
             let by_target = by_target.clone();
-            move |event, _: &Store<Pod>| {
+            move |event, _: &Store<CachedPod>| {
                 by_target.pods.apply(event);
             }
         });
@@ -424,8 +419,8 @@ fn on_deployment(
     by_target: &ByTarget,
     wakes: &Wakes,
     policies: &Store<ScalingPolicy>,
-    event: &watcher::Event<Deployment>,
-    store: &Store<Deployment>,
+    event: &watcher::Event<CachedDeployment>,
+    store: &Store<CachedDeployment>,
 ) {
     let (deployment, gone) = match event {
         watcher::Event::Apply(d) | watcher::Event::InitApply(d) => (d, false),
@@ -437,8 +432,7 @@ fn on_deployment(
     let old = store.get(&ObjectRef::from_obj(deployment));
     let replicas = deployment.spec.as_ref().and_then(|s| s.replicas);
     let only_replicas = old.as_ref().is_some_and(|old| {
-        let without_replicas =
-            |d: &Deployment| d.spec.clone().map(|s| k8s_openapi::api::apps::v1::DeploymentSpec { replicas: None, ..s });
+        let without_replicas = |d: &CachedDeployment| d.spec.clone().map(|s| CachedDeploymentSpec { replicas: None, ..s });
         old.metadata.uid == deployment.metadata.uid && without_replicas(old) == without_replicas(deployment)
     });
     let spec_same = old.as_ref().is_some_and(|old| old.metadata.uid == deployment.metadata.uid && old.spec == deployment.spec);
@@ -479,138 +473,4 @@ where
         Err(error) => return Err(error.into()),
     }
     Ok(Some(watch_with(api, resource, strip, hook)))
-}
-
-/// What no object's reader needs: the field managers' bookkeeping and kubectl's copy of the object.
-fn strip<K: Resource>(object: &mut K) {
-    let meta = object.meta_mut();
-    meta.managed_fields = None;
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED);
-    }
-}
-
-/// A Deployment without its field managers' bookkeeping, but for who owns spec.replicas: the
-/// entries kept are those that own it (R12, another writer of the replicas), their field sets dropped.
-fn strip_deployment(deployment: &mut Deployment) {
-    let entries = deployment.metadata.managed_fields.take().unwrap_or_default();
-    strip(deployment);
-    let owners: Vec<ManagedFieldsEntry> = entries
-        .into_iter()
-        .filter(|entry| entry.fields_v1.as_ref().is_some_and(|fields| fields.0["f:spec"].get("f:replicas").is_some()))
-        .map(|entry| ManagedFieldsEntry { fields_v1: None, ..entry })
-        .collect();
-    deployment.metadata.managed_fields = (!owners.is_empty()).then_some(owners);
-}
-
-/// Who owns a cached Deployment's spec.replicas (its last writer, or the appliers that share it).
-pub fn replicas_owner(deployment: &Deployment) -> ReplicasOwner {
-    let entries = deployment.metadata.managed_fields.iter().flatten();
-    let written = entries.clone().filter_map(|entry| entry.time.as_ref().map(|t| t.0)).max();
-    let mut managers: Vec<&str> = entries.filter_map(|entry| entry.manager.as_deref()).collect();
-    managers.sort_unstable();
-    managers.dedup();
-    if managers.contains(&FIELD_MANAGER) {
-        ReplicasOwner::Trimtab
-    } else if managers.is_empty() {
-        ReplicasOwner::Unknown
-    } else {
-        ReplicasOwner::Other { managers: managers.join(", "), written }
-    }
-}
-
-/// A pod as placement reads it: metadata (labels, owners, deletion cost, timestamps), its node, and
-/// its conditions (Ready, PodScheduled).
-fn strip_pod(pod: &mut Pod) {
-    strip(pod);
-    let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-    pod.spec = Some(PodSpec { node_name, ..PodSpec::default() });
-    let conditions = pod.status.as_ref().and_then(|s| s.conditions.clone());
-    pod.status = Some(PodStatus { conditions, ..PodStatus::default() });
-}
-
-/// A node as placement reads it: labels (the pools' selectors), taints (interruptions), deletion.
-fn strip_node(node: &mut Node) {
-    strip(node);
-    let spec = node.spec.take().unwrap_or_default();
-    node.spec = Some(NodeSpec { taints: spec.taints, unschedulable: spec.unschedulable, ..NodeSpec::default() });
-    node.status = None;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_cached_pod_keeps_what_placement_reads_and_nothing_else() {
-        let mut pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {
-                "name": "web-1", "namespace": "shop", "labels": {"app": "web", "pod-template-hash": "abc"},
-                "annotations": {LAST_APPLIED: "{...}", "controller.kubernetes.io/pod-deletion-cost": "-3"},
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "uid": "u"}],
-                "managedFields": [{"manager": "kubectl"}]
-            },
-            "spec": {"nodeName": "spot-1", "containers": [{"name": "app", "image": "web:1", "env": [{"name": "A", "value": "x"}]}]},
-            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}], "containerStatuses": []}
-        }))
-        .expect("a pod");
-        strip_pod(&mut pod);
-        assert_eq!(pod.metadata.managed_fields, None);
-        let annotations = pod.metadata.annotations.clone().unwrap_or_default();
-        assert!(!annotations.contains_key(LAST_APPLIED));
-        assert!(annotations.contains_key("controller.kubernetes.io/pod-deletion-cost"));
-        assert_eq!(pod.metadata.owner_references.as_ref().map(Vec::len), Some(1));
-        let spec = pod.spec.clone().unwrap_or_default();
-        assert_eq!(spec.node_name.as_deref(), Some("spot-1"));
-        assert!(spec.containers.is_empty());
-        let status = pod.status.clone().unwrap_or_default();
-        assert_eq!(status.conditions.map(|c| c.len()), Some(1));
-        assert_eq!(status.phase, None);
-    }
-
-    #[test]
-    fn a_cached_deployment_keeps_only_who_owns_its_replicas() {
-        let deployment = |managers: serde_json::Value| -> Deployment {
-            let mut d: Deployment = serde_json::from_value(serde_json::json!({
-                "metadata": {"name": "web", "namespace": "shop", "managedFields": managers},
-                "spec": {"replicas": 3, "selector": {}, "template": {}}
-            }))
-            .expect("a deployment");
-            strip_deployment(&mut d);
-            d
-        };
-        let replicas = serde_json::json!({"f:spec": {"f:replicas": {}}});
-        let template = serde_json::json!({"f:spec": {"f:template": {"f:spec": {}}}});
-        let gitops = deployment(serde_json::json!([
-            {"manager": "argocd-controller", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": template},
-            {"manager": "gitops-fighter", "operation": "Update", "subresource": "scale", "fieldsType": "FieldsV1", "fieldsV1": replicas},
-            {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status", "fieldsType": "FieldsV1",
-             "fieldsV1": {"f:status": {"f:replicas": {}}}}
-        ]));
-        let kept = gitops.metadata.managed_fields.clone().unwrap_or_default();
-        assert_eq!(kept.len(), 1, "{kept:?}");
-        assert_eq!(kept[0].fields_v1, None, "the field set itself is not kept");
-        assert_eq!(replicas_owner(&gitops), ReplicasOwner::Other { managers: "gitops-fighter".into(), written: None });
-        let ours = deployment(serde_json::json!([
-            {"manager": "trimtab", "operation": "Update", "subresource": "scale", "fieldsType": "FieldsV1", "fieldsV1": replicas}
-        ]));
-        assert_eq!(replicas_owner(&ours), ReplicasOwner::Trimtab);
-        assert_eq!(replicas_owner(&deployment(serde_json::json!([]))), ReplicasOwner::Unknown);
-    }
-
-    #[test]
-    fn a_cached_node_keeps_its_labels_and_taints() {
-        let mut node: Node = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "spot-1", "labels": {"karpenter.sh/capacity-type": "spot"}},
-            "spec": {"taints": [{"key": "karpenter.sh/disrupted", "effect": "NoSchedule"}], "podCIDR": "10.0.0.0/24"},
-            "status": {"images": [{"names": ["a"], "sizeBytes": 1}]}
-        }))
-        .expect("a node");
-        strip_node(&mut node);
-        assert_eq!(node.metadata.labels.as_ref().map(|l| l.len()), Some(1));
-        let spec = node.spec.clone().unwrap_or_default();
-        assert_eq!(spec.taints.map(|t| t.len()), Some(1));
-        assert_eq!(spec.pod_cidr, None);
-        assert!(node.status.is_none());
-    }
 }

@@ -1,6 +1,7 @@
 //! The operator: a kube-runtime controller that reconciles every ScalingPolicy each `interval`.
 
 mod backoff;
+pub mod cached;
 pub mod caches;
 mod events;
 pub mod index;

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
+use super::cached::CachedDeployment;
 use super::{Context, Error};
 use crate::api::{CapacityPool, ObjectiveKind, Quantity, ScalingPolicy};
 use crate::engine::{
@@ -105,7 +105,7 @@ pub async fn observe(ctx: &Context, policy: &ScalingPolicy, rules: &Policy) -> R
     let ready_replicas = deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
     let resource_version = deployment.resource_version();
     let target_uid = deployment.uid();
-    let replicas_owner = super::caches::replicas_owner(&deployment);
+    let replicas_owner = super::cached::replicas_owner(&deployment);
     Ok(Ok(Observed {
         replicas,
         resource_version,
@@ -168,7 +168,7 @@ async fn load_history(
 }
 
 /// One replica's requests, summed over the pod template's containers.
-fn requests(deployment: &Deployment) -> Option<Requests> {
+fn requests(deployment: &CachedDeployment) -> Option<Requests> {
     let containers = &deployment.spec.as_ref()?.template.spec.as_ref()?.containers;
     let (mut cpu, mut memory) = (0.0, 0.0);
     for container in containers {

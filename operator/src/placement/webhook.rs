@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
@@ -22,6 +21,7 @@ use super::mutate::{POOL_LABEL, placement_patch};
 use super::tls::ServingKeys;
 use crate::api::CapacityPool;
 use crate::controller::Telemetry;
+use crate::controller::cached::{CachedPod, POD_TEMPLATE_HASH};
 use crate::controller::caches::Caches;
 use crate::controller::telemetry::AdmissionLabels;
 use crate::engine::{Policy, Split};
@@ -74,7 +74,7 @@ impl WebhookState {
     }
 
     /// The pool a pod is on: its label, or for a pod placed without the webhook, its node's pool.
-    fn pool_of(&self, pod: &Pod, spot: &CapacityPool, on_demand: &CapacityPool) -> Option<Pool> {
+    fn pool_of(&self, pod: &CachedPod, spot: &CapacityPool, on_demand: &CapacityPool) -> Option<Pool> {
         let by_name = |name: &str| {
             if name == spot.name_any() {
                 Some(Pool::Spot)
@@ -102,7 +102,7 @@ impl WebhookState {
 
     /// The patch for a new pod, or none when no policy places it.
     fn place(&self, namespace: &str, pod: &Value) -> Option<Value> {
-        let pod_typed: Pod = serde_json::from_value(pod.clone()).ok()?;
+        let pod_typed: CachedPod = serde_json::from_value(pod.clone()).ok()?;
         let deployment = deployment_of(&pod_typed)?;
         let policy = self.caches.policies_of(namespace, &deployment).into_iter().find(|p| p.spec.placement.is_some())?;
         let rules = Policy::from_spec(&policy.spec).ok()?;
@@ -150,8 +150,8 @@ impl WebhookState {
 }
 
 /// The Deployment a pod belongs to: its ReplicaSet owner, minus the pod-template-hash suffix.
-pub fn deployment_of(pod: &Pod) -> Option<String> {
-    let hash = pod.labels().get("pod-template-hash")?;
+pub fn deployment_of(pod: &impl kube::Resource) -> Option<String> {
+    let hash = pod.labels().get(POD_TEMPLATE_HASH)?;
     let owner = pod.owner_references().iter().find(|o| o.kind == "ReplicaSet")?;
     owner.name.strip_suffix(&format!("-{hash}")).map(str::to_owned)
 }
