@@ -18,8 +18,9 @@ FROM rust:${RUST_VERSION}-alpine${ALPINE_VERSION} AS build
 # gcc and musl headers for ring (rustls' crypto) and the other crates with C parts.
 RUN apk add --no-cache musl-dev
 WORKDIR /src
-# The whole workspace: Cargo.lock pins every dependency (--locked), and the e2e member's manifest
-# must be present for the workspace to resolve, though only the operator is built.
+# The whole workspace: Cargo.lock pins every dependency (--locked), and every member's manifest
+# (core, e2e, testkit) must be present for the workspace to resolve; the operator and the pure
+# core it depends on (core/) are built.
 COPY . .
 # A fully static executable, whatever the toolchain's default for musl.
 ENV RUSTFLAGS="-C target-feature=+crt-static" \

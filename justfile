@@ -18,9 +18,11 @@ fuzz cases="50000":
     echo "fuzz: PROPTEST_RNG_SEED=$seed PROPTEST_CASES={{cases}}"; \
     PROPTEST_RNG_SEED="$seed" PROPTEST_CASES={{cases}} cargo test --release --locked -p trimtab --test properties --test hpa_timelines --test fuzz_inputs
 
-# Clippy on everything, warnings are errors.
+# Clippy on everything, warnings are errors; then the pure core built alone, on its own features:
+# a workspace build unifies kube's features, which would let the core name kube's client.
 lint:
     cargo clippy --workspace --all-targets --locked -- -D warnings
+    cargo clippy -p trimtab-core --all-targets --locked -- -D warnings
 
 fmt:
     cargo fmt --all
