@@ -5,6 +5,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use trimtab::cli;
 
+/// jemalloc, not glibc's malloc: the operator's memory is many small objects decoded on whichever
+/// worker thread a watch event arrives, and glibc's per-thread arenas held on to about twice the
+/// live heap as resident memory (docs/scale.md has the figures).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "trimtab", version, about = "Kubernetes autoscaling for service-level objectives, on a budget, on spot")]
 struct Args {

@@ -1,7 +1,7 @@
 //! The operator's own metrics, and the HTTP endpoints /metrics, /healthz and /readyz.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -156,6 +156,8 @@ pub struct Telemetry {
     pub leading: AtomicBool,
     /// Unix seconds of the newest round that completed (well or not).
     pub last_round_unix: AtomicU64,
+    /// The size of the last /metrics answer (bytes).
+    encoded_size: AtomicUsize,
     /// The policies this replica knows of (set once the caches are up).
     pub policies: OnceLock<Store<ScalingPolicy>>,
     /// The shards this replica holds (set with the controller's context).
@@ -295,6 +297,7 @@ impl Default for Telemetry {
             learned_capacity,
             leading: AtomicBool::new(false),
             last_round_unix: AtomicU64::new(0),
+            encoded_size: AtomicUsize::new(0),
             policies: OnceLock::new(),
             ownership: OnceLock::new(),
         }
@@ -303,9 +306,13 @@ impl Default for Telemetry {
 
 impl Telemetry {
     pub fn encode(&self) -> String {
-        let mut out = String::new();
+        // Sized by the last answer: 10,000 policies make megabytes of text, and a String grown
+        // by doubling would reserve up to twice that at every scrape.
+        let last = self.encoded_size.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(last + last / 16);
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        self.encoded_size.store(out.len(), Ordering::Relaxed);
         out
     }
 
