@@ -15,8 +15,9 @@ ARG RUST_VERSION=1.95
 ARG ALPINE_VERSION=3.22
 
 FROM rust:${RUST_VERSION}-alpine${ALPINE_VERSION} AS build
-# gcc and musl headers for ring (rustls' crypto) and the other crates with C parts.
-RUN apk add --no-cache musl-dev
+# gcc and musl headers for ring (rustls' crypto) and the other crates with C parts; make for
+# jemalloc, the binary's allocator.
+RUN apk add --no-cache musl-dev make
 WORKDIR /src
 # The whole workspace: Cargo.lock pins every dependency (--locked), and every member's manifest
 # (core, e2e, testkit) must be present for the workspace to resolve; the operator and the pure
