@@ -262,7 +262,6 @@ fn main() {
         );
     }
     println!("| all | | | | {:.1} MiB |", total as f64 / 1024.0 / 1024.0);
-    let _ = (std::mem::size_of::<Pod>(), std::mem::size_of::<Deployment>(), std::mem::size_of::<Node>());
     println!(
         "\nsize of the structs themselves: Pod {} B, Deployment {} B, Node {} B, ScalingPolicy {} B",
         std::mem::size_of::<Pod>(),
