@@ -52,6 +52,9 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT INT TERM
+# A failing command ends the script (set -e): say which, rather than exit without a word.
+set -o errtrace
+trap 'log "failed (status $?) at line $LINENO: $BASH_COMMAND"' ERR
 
 if ! bash e2e/cluster/kubeconfig.sh >/dev/null 2>&1; then
   log "bringing up the local cluster"
@@ -133,11 +136,12 @@ for line in sys.stdin:
 print((",".join(sorted(owned, key=int)) or "none") if elect else "all", len(recent))
 if sys.argv[3] == "series": print(*recent, sep="\n")' "$INTERVAL_S" "$ELECT" "${2:-}"
 }
-# "evaluated total": the policies evaluated by some replica within two intervals (the union).
+# "evaluated total": the policies evaluated by some replica within two intervals (the union), and
+# the N created. (Not a count from the API server: listing 20,000 policies on a loaded machine can
+# time out, and a failed count would end the script without a word.)
 evaluated_share() {
-  local total i
-  total=$(kubectl get scalingpolicies -A --no-headers 2>/dev/null | wc -l)
-  for ((i = 0; i < REPLICAS; i++)); do replica_state "$i" series | tail -n +2; done | sort -u | wc -l | sed "s/\$/ $total/"
+  local i
+  for ((i = 0; i < REPLICAS; i++)); do replica_state "$i" series | tail -n +2; done | sort -u | wc -l | sed "s/\$/ $N/"
 }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
@@ -199,11 +203,13 @@ done
 # here, so a thousand take minutes), or ten minutes.
 deadline=$((SECONDS + 600))
 while :; do
-  pending=$(kubectl get deployments -A -o json | python3 -c '
+  # A list that fails (a timeout on a loaded machine) counts as "not yet", and is said.
+  pending=$(kubectl get deployments -A -o json 2>"$work/list.err" | python3 -c '
 import json, sys
 items = json.load(sys.stdin)["items"]
-print(sum(1 for d in items if (d.get("status") or {}).get("readyReplicas", 0) < (d.get("spec") or {}).get("replicas", 1)))')
-  ((pending == 0)) && break
+print(sum(1 for d in items if (d.get("status") or {}).get("readyReplicas", 0) < (d.get("spec") or {}).get("replicas", 1)))' \
+    2>/dev/null) || { log "listing Deployments failed: $(tail -n 1 "$work/list.err")"; pending=unknown; }
+  [[ $pending == 0 ]] && break
   ((SECONDS < deadline)) || { log "$pending Deployments still without their pods after 10 minutes"; break; }
   sleep 10
 done
