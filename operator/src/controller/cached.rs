@@ -5,18 +5,20 @@
 //! k8s-openapi `Pod` is 2 KiB before it holds anything (every field of its spec and status is
 //! there, empty), and the watch would build one per event only to strip it; these are read from
 //! the event's JSON directly, skipping the rest. The field names are the API's, so code reads
-//! `pod.spec.node_name` as it would on a `Pod`. What the kinds kept whole still hold that no reader
-//! needs is stripped when an event arrives (`managedFields`, kubectl's last-applied copy).
+//! `deployment.spec.replicas` as it would on a `Deployment`. A pod is then kept as a [`CachedPod`]
+//! of plain fields, not as an object. What the kinds kept whole still hold that no reader needs is
+//! stripped when an event arrives (`managedFields`, kubectl's last-applied copy).
 //!
 //! `cargo bench -p trimtab --bench cache_memory` measures what each kind costs per object.
 
 use std::collections::BTreeMap;
 
+use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, NodeSpec, Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
-use kube::Resource;
+use kube::{Resource, ResourceExt};
 use serde::Deserialize;
 
 use super::FIELD_MANAGER;
@@ -29,25 +31,65 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// The label the ReplicaSet controller puts on a pod, naming its template (and so its ReplicaSet).
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 
-/// A pod as placement reads it: its name, owner, pool label, deletion cost and timestamps, its node,
-/// and its Ready and PodScheduled conditions.
+/// A pod as its watch decodes it: of the event's JSON, only the fields [`CachedPod`] is made of (and
+/// that [`deployment_of`](crate::placement::webhook::deployment_of) reads), for the moment it takes
+/// to make one. The webhook reads the pod it admits as one too.
 #[derive(Resource, Deserialize, Clone, Debug, Default, PartialEq)]
 #[resource(inherit = Pod)]
-pub struct CachedPod {
+pub struct WatchedPod {
     pub metadata: ObjectMeta,
-    pub spec: Option<CachedPodSpec>,
-    pub status: Option<CachedPodStatus>,
+    pub spec: Option<WatchedPodSpec>,
+    pub status: Option<WatchedPodStatus>,
 }
 
 #[derive(Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct CachedPodSpec {
+pub struct WatchedPodSpec {
     pub node_name: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Debug, Default, PartialEq)]
-pub struct CachedPodStatus {
+pub struct WatchedPodStatus {
     pub conditions: Option<Vec<PodCondition>>,
+}
+
+/// What the caches keep of a pod: what placement and the webhook read of it, as plain fields. A
+/// pod is most of a cluster's objects, and kept as a stripped object (its `ObjectMeta`, a map each
+/// for the labels and annotations kept, its owner and conditions) one held 2.3 KiB; this is a
+/// tenth of that. Its namespace and Deployment are where the cache files it, not in it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CachedPod {
+    pub name: String,
+    /// Its `trimtab.dev/pool` label: the pool the webhook placed it on.
+    pub pool_label: Option<String>,
+    pub node_name: Option<String>,
+    pub ready: bool,
+    /// It has a deletion timestamp: it is going.
+    pub deleting: bool,
+    /// When the scheduler said it cannot place the pod, while that is still so.
+    pub unschedulable_since: Option<Timestamp>,
+    /// Its `controller.kubernetes.io/pod-deletion-cost`, when that is a number.
+    pub deletion_cost: Option<i32>,
+    pub created: Option<Timestamp>,
+}
+
+impl CachedPod {
+    pub fn of(pod: &WatchedPod) -> CachedPod {
+        let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+        let condition = |type_: &str| conditions.iter().find(|c| c.type_ == type_);
+        CachedPod {
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            pool_label: pod.labels().get(POOL_LABEL).cloned(),
+            node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+            ready: condition("Ready").is_some_and(|c| c.status == "True"),
+            deleting: pod.metadata.deletion_timestamp.is_some(),
+            unschedulable_since: condition("PodScheduled")
+                .filter(|c| c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+                .and_then(|c| c.last_transition_time.as_ref().map(|t| t.0)),
+            deletion_cost: pod.annotations().get(DELETION_COST_ANNOTATION).and_then(|c| c.parse().ok()),
+            created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        }
+    }
 }
 
 /// A Deployment as a round reads it: who owns its replicas, its replicas and Ready replicas, and
@@ -140,37 +182,6 @@ pub fn replicas_owner(deployment: &CachedDeployment) -> ReplicasOwner {
     }
 }
 
-/// A pod's metadata as placement reads it (its pool label and template hash, its ReplicaSet, its
-/// deletion cost, when it was created and whether it is going), and of its conditions Ready and
-/// PodScheduled without their messages.
-pub fn strip_pod(pod: &mut CachedPod) {
-    let meta = std::mem::take(&mut pod.metadata);
-    let keep = |map: Option<BTreeMap<String, String>>, keys: &[&str]| {
-        let kept: BTreeMap<String, String> =
-            map.unwrap_or_default().into_iter().filter(|(k, _)| keys.contains(&k.as_str())).collect();
-        (!kept.is_empty()).then_some(kept)
-    };
-    let owners: Vec<_> = meta.owner_references.unwrap_or_default().into_iter().filter(|o| o.kind == "ReplicaSet").collect();
-    pod.metadata = ObjectMeta {
-        name: meta.name,
-        namespace: meta.namespace,
-        uid: meta.uid,
-        labels: keep(meta.labels, &[POOL_LABEL, POD_TEMPLATE_HASH]),
-        annotations: keep(meta.annotations, &[DELETION_COST_ANNOTATION]),
-        owner_references: (!owners.is_empty()).then_some(owners),
-        creation_timestamp: meta.creation_timestamp,
-        deletion_timestamp: meta.deletion_timestamp,
-        ..ObjectMeta::default()
-    };
-    if let Some(conditions) = pod.status.as_mut().and_then(|s| s.conditions.as_mut()) {
-        conditions.retain(|c| c.type_ == "Ready" || c.type_ == "PodScheduled");
-        for condition in conditions {
-            condition.message = None;
-            condition.last_probe_time = None;
-        }
-    }
-}
-
 /// A node as placement reads it: labels (the pools' selectors), taints (interruptions), deletion.
 pub fn strip_node(node: &mut Node) {
     strip(node);
@@ -189,15 +200,9 @@ pub fn read_as<T: serde::de::DeserializeOwned + Default>(object: &impl serde::Se
 mod tests {
     use super::*;
 
-    fn pod(value: serde_json::Value) -> CachedPod {
-        let mut pod: CachedPod = serde_json::from_value(value).expect("a pod");
-        strip_pod(&mut pod);
-        pod
-    }
-
     #[test]
-    fn a_cached_pod_keeps_what_placement_reads_and_nothing_else() {
-        let pod = pod(serde_json::json!({
+    fn a_cached_pod_keeps_what_placement_reads() {
+        let watched: WatchedPod = serde_json::from_value(serde_json::json!({
             "metadata": {
                 "name": "web-1", "namespace": "shop", "uid": "u1",
                 "labels": {"app": "web", "pod-template-hash": "abc", POOL_LABEL: "spot"},
@@ -213,19 +218,35 @@ mod tests {
                 {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/6 nodes are available",
                  "lastTransitionTime": "2026-12-02T09:00:01Z"}
             ]}
-        }));
-        let labels = pod.metadata.labels.clone().unwrap_or_default();
-        assert_eq!(labels.keys().collect::<Vec<_>>(), [POD_TEMPLATE_HASH, POOL_LABEL]);
-        let annotations = pod.metadata.annotations.clone().unwrap_or_default();
-        assert_eq!(annotations.keys().collect::<Vec<_>>(), [DELETION_COST_ANNOTATION]);
-        assert_eq!(pod.metadata.owner_references.as_ref().map(Vec::len), Some(1));
-        assert!(pod.metadata.creation_timestamp.is_some());
-        assert_eq!((pod.metadata.managed_fields.as_ref(), pod.metadata.generate_name.as_ref()), (None, None));
-        assert_eq!(pod.spec.and_then(|s| s.node_name).as_deref(), Some("spot-1"));
-        let conditions = pod.status.and_then(|s| s.conditions).unwrap_or_default();
-        let kept: Vec<_> = conditions.iter().map(|c| (c.type_.as_str(), c.reason.as_deref(), c.message.as_deref())).collect();
-        assert_eq!(kept, [("Ready", None, None), ("PodScheduled", Some("Unschedulable"), None)]);
-        assert!(conditions.iter().all(|c| c.last_transition_time.is_some()));
+        }))
+        .expect("a pod");
+        let at = |text: &str| text.parse::<Timestamp>().ok();
+        assert_eq!(
+            CachedPod::of(&watched),
+            CachedPod {
+                name: "web-1".into(),
+                pool_label: Some("spot".into()),
+                node_name: Some("spot-1".into()),
+                ready: true,
+                deleting: false,
+                unschedulable_since: at("2026-12-02T09:00:01Z"),
+                deletion_cost: Some(-3),
+                created: at("2026-12-02T09:00:00Z"),
+            }
+        );
+    }
+
+    #[test]
+    fn a_pod_the_scheduler_placed_is_not_unschedulable_and_one_without_conditions_is_not_ready() {
+        let watched = |status: serde_json::Value| -> WatchedPod {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "web-1"}, "status": status})).expect("a pod")
+        };
+        let scheduled = watched(serde_json::json!({"conditions": [
+            {"type": "Ready", "status": "False"}, {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-12-02T09:00:01Z"}
+        ]}));
+        assert_eq!((CachedPod::of(&scheduled).ready, CachedPod::of(&scheduled).unschedulable_since), (false, None));
+        let bare = CachedPod::of(&watched(serde_json::json!({})));
+        assert_eq!((bare.ready, bare.pool_label, bare.deletion_cost), (false, None, None));
     }
 
     fn deployment(managers: serde_json::Value) -> CachedDeployment {
@@ -293,8 +314,8 @@ mod tests {
             "metadata": {"name": "web-1", "namespace": "shop"}, "spec": {"nodeName": "spot-1", "containers": []}
         }))
         .expect("a pod");
-        let cached: CachedPod = read_as(&full);
-        assert_eq!(cached.metadata.name.as_deref(), Some("web-1"));
-        assert_eq!(cached.spec.and_then(|s| s.node_name).as_deref(), Some("spot-1"));
+        let watched: WatchedPod = read_as(&full);
+        assert_eq!(watched.metadata.name.as_deref(), Some("web-1"));
+        assert_eq!(watched.spec.and_then(|s| s.node_name).as_deref(), Some("spot-1"));
     }
 }

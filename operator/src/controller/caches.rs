@@ -5,7 +5,8 @@
 //! Every replica keeps them, the standby too: the webhook runs everywhere, and a standby that takes
 //! over finds its caches warm. What no decision reads is not kept ([`cached`]: pods and
 //! Deployments are read into types of their own, the other kinds stripped), so memory follows the
-//! number of objects, not their size.
+//! number of objects, not their size. Pods, most of a cluster's objects, are kept in their index
+//! by target alone, as [`CachedPod`]s.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,9 +20,9 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch as signal};
 
-use super::cached::{self, CachedDeployment, CachedDeploymentSpec, CachedPod, strip, strip_deployment, strip_node, strip_pod};
+use super::cached::{self, CachedDeployment, CachedDeploymentSpec, CachedPod, WatchedPod, strip, strip_deployment, strip_node};
 use super::index::{TargetIndex, target_key};
 use super::lenient::{self, LenientPolicy};
 use crate::api::{CapacityPool, ScalingPolicy};
@@ -38,10 +39,11 @@ pub struct Caches {
     /// KEDA's ScaledObjects, when KEDA is installed (and readable) at startup.
     pub scaled_objects: Option<Store<DynamicObject>>,
     pub pools: Store<CapacityPool>,
-    pub pods: Store<CachedPod>,
     pub nodes: Store<Node>,
-    /// The policies, HPAs, ScaledObjects and pods of each target.
+    /// The policies, HPAs, ScaledObjects and pods of each target (the pods' only cache).
     pub by_target: Arc<ByTarget>,
+    /// Whether the pods' watch has completed its first list.
+    pods_listed: signal::Receiver<bool>,
     /// Where a change to a policy's spec, its target or a competing autoscaler is announced.
     pub wakes: Wakes,
 }
@@ -62,7 +64,7 @@ pub struct ByTarget {
     pub policies: TargetIndex<ScalingPolicy>,
     pub hpas: TargetIndex<HorizontalPodAutoscaler>,
     pub scaled_objects: TargetIndex<DynamicObject>,
-    pub pods: TargetIndex<CachedPod>,
+    pub pods: TargetIndex<WatchedPod, Arc<CachedPod>>,
 }
 
 impl Default for ByTarget {
@@ -71,7 +73,7 @@ impl Default for ByTarget {
             policies: TargetIndex::new(policy_target),
             hpas: TargetIndex::new(hpa_target),
             scaled_objects: TargetIndex::new(scaled_object_target),
-            pods: TargetIndex::new(pod_target),
+            pods: TargetIndex::keeping(pod_target, |pod| Arc::new(CachedPod::of(pod))),
         }
     }
 }
@@ -96,7 +98,7 @@ fn scaled_object_target(object: &DynamicObject) -> Option<String> {
     (kind == "Deployment").then(|| target_key(&object.namespace().unwrap_or_default(), name))
 }
 
-fn pod_target(pod: &CachedPod) -> Option<String> {
+fn pod_target(pod: &WatchedPod) -> Option<String> {
     Some(target_key(&pod.namespace()?, &deployment_of(pod)?))
 }
 
@@ -175,15 +177,18 @@ impl Caches {
             }
             writer.as_reader()
         }
+        for pod in &cluster.pods {
+            by_target.pods.apply(&watcher::Event::Apply(cached::read_as(pod)));
+        }
         Caches {
             policies: store(cluster.policies, strip, Some(&by_target.policies)),
             deployments: store(cluster.deployments.iter().map(cached::read_as), strip_deployment, None),
             hpas: store(cluster.hpas, strip, Some(&by_target.hpas)),
             scaled_objects: None,
             pools: store(cluster.pools, strip, None),
-            pods: store(cluster.pods.iter().map(cached::read_as), strip_pod, Some(&by_target.pods)),
             nodes: store(cluster.nodes, strip_node, None),
             by_target,
+            pods_listed: signal::channel(true).1,
             wakes: Wakes::default(),
         }
     }
@@ -228,7 +233,7 @@ impl Caches {
 
     /// The pods of Deployment `namespace/name`.
     pub fn pods_of(&self, namespace: &str, name: &str) -> Vec<Arc<CachedPod>> {
-        Self::lookup(&self.pods, &self.by_target.pods, &target_key(namespace, name), &(), pod_target)
+        self.by_target.pods.values(&target_key(namespace, name))
     }
 
     /// Wakes every policy of target `key`.
@@ -294,21 +299,16 @@ impl Caches {
             }
         })
         .await?;
-        let pods = watch(scoped(client, namespace), strip_pod, {
-            let by_target = by_target.clone();
-            move |event, _: &Store<CachedPod>| {
-                by_target.pods.apply(event);
-            }
-        });
+        let pods_listed = watch_pods(scoped(client, namespace), by_target.clone());
         let caches = Caches {
             policies,
             deployments,
             hpas,
             scaled_objects,
             pools: watch(Api::all(client.clone()), strip, |_, _: &Store<CapacityPool>| {}),
-            pods,
             nodes: watch(Api::all(client.clone()), strip_node, |_, _: &Store<Node>| {}),
             by_target,
+            pods_listed,
             wakes,
         };
         caches.synced().await?;
@@ -331,7 +331,12 @@ impl Caches {
         wait("Deployment", &self.deployments).await?;
         wait("HorizontalPodAutoscaler", &self.hpas).await?;
         wait("CapacityPool", &self.pools).await?;
-        wait("Pod", &self.pods).await?;
+        let mut pods_listed = self.pods_listed.clone();
+        // `wait_for` fails only when the sender is gone, which the spawned watch never drops.
+        match tokio::time::timeout(SYNC_TIMEOUT, pods_listed.wait_for(|listed| *listed)).await {
+            Ok(_) => {}
+            Err(_) => return Err(CacheError::NotSynced("Pod")),
+        }
         wait("Node", &self.nodes).await?;
         if let Some(scaled_objects) = &self.scaled_objects {
             wait("ScaledObject", scaled_objects).await?;
@@ -362,6 +367,24 @@ where
     let store = writer.as_reader();
     reflect(writer, watcher(api, watcher::Config::default().any_semantic()).default_backoff().modify(strip), hook);
     store
+}
+
+/// The pods' watch, for the life of the process: each event goes to their index, which is their
+/// cache. The answer says when the first list is complete.
+fn watch_pods(api: Api<WatchedPod>, by_target: Arc<ByTarget>) -> signal::Receiver<bool> {
+    let (listed, receiver) = signal::channel(false);
+    let events = watcher(api, watcher::Config::default().any_semantic()).default_backoff();
+    tokio::spawn(events.for_each(move |event| {
+        // An error is the watch's to retry (with backoff), as a reflector's is.
+        if let Ok(event) = event {
+            by_target.pods.apply(&event);
+            if matches!(event, watcher::Event::InitDone) {
+                listed.send_replace(true);
+            }
+        }
+        async {}
+    }));
+    receiver
 }
 
 /// The policies' store. Each is read on its own ([`LenientPolicy`]): one that does not deserialize

@@ -15,7 +15,6 @@ use crate::engine::{
     UnitPrice, policy_pools,
 };
 use crate::metrics::{QueryOutcome, RangeOutcome, query_all};
-use crate::placement::mutate::{DELETION_COST_ANNOTATION, POOL_LABEL};
 use crate::placement::spot_health::SpotNode;
 use crate::placement::{PodView, PoolOf};
 use crate::plan::PlacementObserved;
@@ -213,28 +212,21 @@ fn placement(ctx: &Context, namespace: &str, target: &str, spot: &CapacityPool, 
     let views = pods
         .iter()
         .map(|pod| {
-            let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-            let by_label = match pod.labels().get(POOL_LABEL) {
-                Some(name) if *name == spot.name_any() => Some(PoolOf::Spot),
-                Some(name) if *name == on_demand.name_any() => Some(PoolOf::OnDemand),
+            let by_label = match pod.pool_label.as_deref() {
+                Some(name) if name == spot.name_any() => Some(PoolOf::Spot),
+                Some(name) if name == on_demand.name_any() => Some(PoolOf::OnDemand),
                 _ => None,
             };
-            let conditions = pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
-            let ready = conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
-            let unschedulable_since = conditions
-                .iter()
-                .find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
-                .and_then(|c| c.last_transition_time.as_ref().map(|t| t.0));
             PodView {
-                name: pod.name_any(),
-                pool: by_label.or_else(|| node.as_deref().and_then(pool_of_node)).unwrap_or(PoolOf::Neither),
-                node,
-                ready,
-                deleting: pod.metadata.deletion_timestamp.is_some(),
-                unschedulable_since,
-                deletion_cost: pod.annotations().get(DELETION_COST_ANNOTATION).and_then(|c| c.parse().ok()),
+                name: pod.name.clone(),
+                pool: by_label.or_else(|| pod.node_name.as_deref().and_then(pool_of_node)).unwrap_or(PoolOf::Neither),
+                node: pod.node_name.clone(),
+                ready: pod.ready,
+                deleting: pod.deleting,
+                unschedulable_since: pod.unschedulable_since,
+                deletion_cost: pod.deletion_cost,
                 labelled: by_label.is_some(),
-                created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                created: pod.created,
             }
         })
         .collect();

@@ -17,11 +17,11 @@ use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 
 use super::assign::{Pool, assign};
-use super::mutate::{POOL_LABEL, placement_patch};
+use super::mutate::placement_patch;
 use super::tls::ServingKeys;
 use crate::api::CapacityPool;
 use crate::controller::Telemetry;
-use crate::controller::cached::{CachedPod, POD_TEMPLATE_HASH};
+use crate::controller::cached::{CachedPod, POD_TEMPLATE_HASH, WatchedPod};
 use crate::controller::caches::Caches;
 use crate::controller::telemetry::AdmissionLabels;
 use crate::engine::{Policy, Split};
@@ -84,10 +84,10 @@ impl WebhookState {
                 None
             }
         };
-        if let Some(name) = pod.labels().get(POOL_LABEL) {
+        if let Some(name) = &pod.pool_label {
             return by_name(name);
         }
-        let node_name = pod.spec.as_ref()?.node_name.as_deref()?;
+        let node_name = pod.node_name.as_deref()?;
         // Keyed lookups: this runs for every pod of the workload on every admission.
         let node = self.caches.nodes.get(&ObjectRef::new(node_name))?;
         let on = |pool: &CapacityPool| pool.spec.node_selector.iter().all(|(k, v)| node.labels().get(k) == Some(v));
@@ -102,7 +102,7 @@ impl WebhookState {
 
     /// The patch for a new pod, or none when no policy places it.
     fn place(&self, namespace: &str, pod: &Value) -> Option<Value> {
-        let pod_typed: CachedPod = serde_json::from_value(pod.clone()).ok()?;
+        let pod_typed: WatchedPod = serde_json::from_value(pod.clone()).ok()?;
         let deployment = deployment_of(&pod_typed)?;
         let policy = self.caches.policies_of(namespace, &deployment).into_iter().find(|p| p.spec.placement.is_some())?;
         let rules = Policy::from_spec(&policy.spec).ok()?;
@@ -118,8 +118,7 @@ impl WebhookState {
         let mut existing = Split { spot: 0, on_demand: 0 };
         let settled = jiff::Timestamp::now() - jiff::SignedDuration::try_from(IN_FLIGHT).unwrap_or_default();
         for pod in self.caches.pods_of(namespace, &deployment) {
-            let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
-            if pod.metadata.deletion_timestamp.is_some() || created.is_none_or(|c| c > settled) {
+            if pod.deleting || pod.created.is_none_or(|c| c > settled) {
                 continue;
             }
             match self.pool_of(&pod, &spot_pool, &on_demand_pool) {
