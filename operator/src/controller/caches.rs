@@ -316,30 +316,20 @@ impl Caches {
     }
 
     async fn synced(&self) -> Result<(), CacheError> {
-        async fn wait<K>(name: &'static str, store: &Store<K>) -> Result<(), CacheError>
-        where
-            K: Resource + Clone + 'static,
-            K::DynamicType: std::hash::Hash + Eq + Clone,
-        {
-            // `wait_until_ready` fails only when the writer is gone, which the spawned watch never drops.
-            match tokio::time::timeout(SYNC_TIMEOUT, store.wait_until_ready()).await {
-                Ok(_) => Ok(()),
-                Err(_) => Err(CacheError::NotSynced(name)),
-            }
+        /// Waits for `listed` (a cache's first complete list), at most [`SYNC_TIMEOUT`]. Neither
+        /// `wait_until_ready` nor `wait_for` fails while the spawned watch lives, and it never ends.
+        async fn within<T>(name: &'static str, listed: impl Future<Output = T>) -> Result<(), CacheError> {
+            tokio::time::timeout(SYNC_TIMEOUT, listed).await.map(|_| ()).map_err(|_| CacheError::NotSynced(name))
         }
-        wait("ScalingPolicy", &self.policies).await?;
-        wait("Deployment", &self.deployments).await?;
-        wait("HorizontalPodAutoscaler", &self.hpas).await?;
-        wait("CapacityPool", &self.pools).await?;
         let mut pods_listed = self.pods_listed.clone();
-        // `wait_for` fails only when the sender is gone, which the spawned watch never drops.
-        match tokio::time::timeout(SYNC_TIMEOUT, pods_listed.wait_for(|listed| *listed)).await {
-            Ok(_) => {}
-            Err(_) => return Err(CacheError::NotSynced("Pod")),
-        }
-        wait("Node", &self.nodes).await?;
+        within("ScalingPolicy", self.policies.wait_until_ready()).await?;
+        within("Deployment", self.deployments.wait_until_ready()).await?;
+        within("HorizontalPodAutoscaler", self.hpas.wait_until_ready()).await?;
+        within("CapacityPool", self.pools.wait_until_ready()).await?;
+        within("Pod", pods_listed.wait_for(|listed| *listed)).await?;
+        within("Node", self.nodes.wait_until_ready()).await?;
         if let Some(scaled_objects) = &self.scaled_objects {
-            wait("ScaledObject", scaled_objects).await?;
+            within("ScaledObject", scaled_objects.wait_until_ready()).await?;
         }
         Ok(())
     }
