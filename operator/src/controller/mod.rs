@@ -30,7 +30,7 @@ pub const FIELD_MANAGER: &str = "trimtab";
 /// Rounds in flight at once. A round is mostly waiting on Prometheus, so a few dozen keep thousands
 /// of policies on time, while memory and the load on Prometheus and the API server stay bounded
 /// however many policies are due together.
-const MAX_CONCURRENT_ROUNDS: u16 = 64;
+const MAX_CONCURRENT_ROUNDS: usize = 64;
 /// `trimtab.dev/paused: "true"`: decide and report, never write the target.
 pub const PAUSED_ANNOTATION: &str = "trimtab.dev/paused";
 
@@ -62,6 +62,8 @@ pub struct Context {
     failures: backoff::Failures,
     /// What this process remembers of each policy's rounds without writing it.
     rounds: reconcile::Rounds,
+    /// The round slots, handed out first due, first served (see [`reconcile_owned`]).
+    round_slots: tokio::sync::Semaphore,
 }
 
 impl Context {
@@ -93,6 +95,7 @@ impl Context {
             tenancy: Default::default(),
             failures: backoff::Failures::default(),
             rounds: reconcile::Rounds::default(),
+            round_slots: tokio::sync::Semaphore::new(MAX_CONCURRENT_ROUNDS),
         }
     }
 
@@ -139,9 +142,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         ctx.caches.wakes.wake(ObjectRef::from_obj(policy.as_ref()));
     }
     let wakes = futures::stream::unfold(wakes, |mut wakes| async move { wakes.recv().await.map(|w| (w, wakes)) });
+    // The controller's own concurrency limit is not used: the rounds it holds back wait in a set
+    // with no order, and once more policies are due than the slots get through, the same ones are
+    // taken again every interval and the rest never. The rounds queue for `round_slots` instead.
     Controller::for_stream(futures::stream::pending(), ctx.caches.policies.clone())
         .reconcile_on(wakes)
-        .with_config(kube::runtime::controller::Config::default().concurrency(MAX_CONCURRENT_ROUNDS))
         .graceful_shutdown_on(shutdown)
         .run(reconcile_owned, error_policy, ctx)
         .for_each(|result| {
@@ -162,11 +167,50 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 
 /// A round for a policy of a shard held now; the policies of other shards wait for their shard to
 /// be gained ([`wake_gained_shards`]), with no round and no write here.
+///
+/// A due round waits for one of the [`MAX_CONCURRENT_ROUNDS`] slots, first due first served (a
+/// tokio semaphore is fair). When this replica cannot keep up, every policy is evaluated late by
+/// the same wait, as a Kubernetes work queue would, instead of some on time and others never.
 async fn reconcile_owned(policy: Arc<ScalingPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.owns(&policy) {
         return Ok(Action::await_change());
     }
-    reconcile::reconcile(policy, ctx).await
+    let slot = {
+        let _waiting = Waiting::counted(&ctx.telemetry.rounds_waiting);
+        let since = std::time::Instant::now();
+        let slot = ctx.round_slots.acquire().await;
+        ctx.telemetry.round_wait.observe(since.elapsed().as_secs_f64());
+        slot
+    };
+    // The semaphore is never closed; if it were, the policy would simply wait for its next wake.
+    let Ok(_slot) = slot else {
+        return Ok(Action::await_change());
+    };
+    // The policy as it is now: it may have changed, gone or moved to another shard while it waited.
+    let Some(policy) = ctx.caches.policies.get(&ObjectRef::from_obj(policy.as_ref())) else {
+        return Ok(Action::await_change());
+    };
+    if !ctx.owns(&policy) {
+        return Ok(Action::await_change());
+    }
+    // Boxed, so that a round waiting for a slot holds a pointer, not a whole round's state.
+    Box::pin(reconcile::reconcile(policy, ctx.clone())).await
+}
+
+/// Counts a round as waiting for a slot until dropped (also when the controller stops mid-wait).
+struct Waiting<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> Waiting<'a> {
+    fn counted(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Waiting(gauge)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Wakes the policies of every shard gained, so that a shard taken over is reconciled at once.

@@ -120,6 +120,11 @@ pub struct Telemetry {
     registry: Registry,
     pub reconcile_duration: Histogram,
     pub reconcile_errors: Counter,
+    /// Rounds due and waiting for one of the round slots: above zero for long, the replica cannot
+    /// keep up with its policies' intervals (every policy is then evaluated late, none skipped).
+    pub rounds_waiting: Gauge,
+    /// How long a due round waited for a slot.
+    pub round_wait: Histogram,
     /// Status patches sent: none while every policy is quiet.
     pub status_writes: Counter,
     pub decisions: Family<DecisionLabels, Counter>,
@@ -176,6 +181,14 @@ impl Default for Telemetry {
         registry.register("reconcile_duration_seconds", "Time to reconcile one ScalingPolicy", reconcile_duration.clone());
         let reconcile_errors = Counter::default();
         registry.register("reconcile_errors", "Reconciles that failed and were retried", reconcile_errors.clone());
+        let rounds_waiting = Gauge::default();
+        registry.register(
+            "rounds_waiting",
+            "Rounds due and waiting for a round slot, first due first served",
+            rounds_waiting.clone(),
+        );
+        let round_wait = Histogram::new(exponential_buckets(0.001, 4.0, 10));
+        registry.register("round_wait_seconds", "Time a due round waited for a round slot", round_wait.clone());
         let status_writes = Counter::default();
         registry.register(
             "status_writes",
@@ -282,6 +295,8 @@ impl Default for Telemetry {
             series: Mutex::new(HashMap::new()),
             reconcile_duration,
             reconcile_errors,
+            rounds_waiting,
+            round_wait,
             status_writes,
             decisions,
             query_duration,
