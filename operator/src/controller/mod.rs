@@ -182,7 +182,8 @@ async fn reconcile_owned(policy: Arc<ScalingPolicy>, ctx: Arc<Context>) -> Resul
         ctx.telemetry.round_wait.observe(since.elapsed().as_secs_f64());
         slot
     };
-    // The semaphore is never closed; if it were, the policy would simply wait for its next wake.
+    // `round_slots` is never closed, so this branch is not taken; were it, the policy would get no
+    // interval requeue and wait for the next watch event that wakes it.
     let Ok(_slot) = slot else {
         return Ok(Action::await_change());
     };
