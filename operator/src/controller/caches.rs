@@ -26,6 +26,7 @@ use super::cached::{self, CachedDeployment, CachedDeploymentSpec, CachedPod, Wat
 use super::index::{TargetIndex, target_key};
 use super::lenient::{self, LenientPolicy};
 use crate::api::{CapacityPool, ScalingPolicy};
+use crate::placement::PoolOf;
 use crate::placement::webhook::deployment_of;
 
 /// How long startup waits for every cache to hold its first complete list.
@@ -234,6 +235,26 @@ impl Caches {
     /// The pods of Deployment `namespace/name`.
     pub fn pods_of(&self, namespace: &str, name: &str) -> Vec<Arc<CachedPod>> {
         self.by_target.pods.values(&target_key(namespace, name))
+    }
+
+    /// Which of a policy's two pools `pod` is on: the one its `trimtab.dev/pool` label names, or
+    /// for a pod placed without the webhook, the one whose node selector its node matches. The
+    /// controller, the rebalancer and the webhook count a workload's pods by this one rule.
+    pub fn pool_of(&self, pod: &CachedPod, spot: &CapacityPool, on_demand: &CapacityPool) -> PoolOf {
+        if let Some(pool) = labelled_pool(pod, spot, on_demand) {
+            return pool;
+        }
+        // A keyed look-up: this runs for every pod of the workload on every admission.
+        let Some(node) = pod.node_name.as_deref().and_then(|name| self.nodes.get(&ObjectRef::new(name))) else {
+            return PoolOf::Neither;
+        };
+        if on_pool(&node, spot) {
+            PoolOf::Spot
+        } else if on_pool(&node, on_demand) {
+            PoolOf::OnDemand
+        } else {
+            PoolOf::Neither
+        }
     }
 
     /// Wakes every policy of target `key`.
@@ -486,4 +507,19 @@ where
         Err(error) => return Err(error.into()),
     }
     Ok(Some(watch_with(api, resource, strip, hook)))
+}
+
+/// The pool `pod`'s `trimtab.dev/pool` label names, when it names one of the two: the webhook
+/// placed it there.
+pub fn labelled_pool(pod: &CachedPod, spot: &CapacityPool, on_demand: &CapacityPool) -> Option<PoolOf> {
+    match pod.pool_label.as_deref() {
+        Some(name) if name == spot.name_any() => Some(PoolOf::Spot),
+        Some(name) if name == on_demand.name_any() => Some(PoolOf::OnDemand),
+        _ => None,
+    }
+}
+
+/// `node` carries every label of `pool`'s node selector.
+pub fn on_pool(node: &Node, pool: &CapacityPool) -> bool {
+    pool.spec.node_selector.iter().all(|(k, v)| node.labels().get(k) == Some(v))
 }

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
 use super::cached::CachedDeployment;
+use super::caches::{labelled_pool, on_pool};
 use super::{Context, Error};
 use crate::api::{CapacityPool, ObjectiveKind, Quantity, ScalingPolicy};
 use crate::engine::{
@@ -15,8 +15,8 @@ use crate::engine::{
     UnitPrice, policy_pools,
 };
 use crate::metrics::{QueryOutcome, RangeOutcome, query_all};
+use crate::placement::PodView;
 use crate::placement::spot_health::SpotNode;
-use crate::placement::{PodView, PoolOf};
 use crate::plan::PlacementObserved;
 
 /// What the cluster and Prometheus said this round.
@@ -198,36 +198,18 @@ async fn pricing(ctx: &Context, pools: PolicyPools<'_>, requests: Option<Request
 fn placement(ctx: &Context, namespace: &str, target: &str, spot: &CapacityPool, on_demand: &CapacityPool) -> PlacementObserved {
     let pods = ctx.caches.pods_of(namespace, target);
     let nodes = ctx.caches.nodes.state();
-    let on_pool = |node: &Node, pool: &CapacityPool| pool.spec.node_selector.iter().all(|(k, v)| node.labels().get(k) == Some(v));
-    let pool_of_node = |name: &str| {
-        let node = ctx.caches.nodes.get(&ObjectRef::new(name))?;
-        if on_pool(&node, spot) {
-            Some(PoolOf::Spot)
-        } else if on_pool(&node, on_demand) {
-            Some(PoolOf::OnDemand)
-        } else {
-            None
-        }
-    };
     let views = pods
         .iter()
-        .map(|pod| {
-            let by_label = match pod.pool_label.as_deref() {
-                Some(name) if name == spot.name_any() => Some(PoolOf::Spot),
-                Some(name) if name == on_demand.name_any() => Some(PoolOf::OnDemand),
-                _ => None,
-            };
-            PodView {
-                name: pod.name.clone(),
-                pool: by_label.or_else(|| pod.node_name.as_deref().and_then(pool_of_node)).unwrap_or(PoolOf::Neither),
-                node: pod.node_name.clone(),
-                ready: pod.ready,
-                deleting: pod.deleting,
-                unschedulable_since: pod.unschedulable_since,
-                deletion_cost: pod.deletion_cost,
-                labelled: by_label.is_some(),
-                created: pod.created,
-            }
+        .map(|pod| PodView {
+            name: pod.name.clone(),
+            pool: ctx.caches.pool_of(pod, spot, on_demand),
+            node: pod.node_name.clone(),
+            ready: pod.ready,
+            deleting: pod.deleting,
+            unschedulable_since: pod.unschedulable_since,
+            deletion_cost: pod.deletion_cost,
+            labelled: labelled_pool(pod, spot, on_demand).is_some(),
+            created: pod.created,
         })
         .collect();
     let spot_nodes = nodes

@@ -16,12 +16,12 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 
+use super::PoolOf;
 use super::assign::{Pool, assign};
 use super::mutate::placement_patch;
 use super::tls::ServingKeys;
-use crate::api::CapacityPool;
 use crate::controller::Telemetry;
-use crate::controller::cached::{CachedPod, POD_TEMPLATE_HASH, WatchedPod};
+use crate::controller::cached::{POD_TEMPLATE_HASH, WatchedPod};
 use crate::controller::caches::Caches;
 use crate::controller::telemetry::AdmissionLabels;
 use crate::engine::{Policy, Split};
@@ -73,33 +73,6 @@ impl WebhookState {
         WebhookState { caches, ledger: Mutex::new(Ledger { recent: HashMap::new(), swept: Instant::now() }), telemetry }
     }
 
-    /// The pool a pod is on: its label, or for a pod placed without the webhook, its node's pool.
-    fn pool_of(&self, pod: &CachedPod, spot: &CapacityPool, on_demand: &CapacityPool) -> Option<Pool> {
-        let by_name = |name: &str| {
-            if name == spot.name_any() {
-                Some(Pool::Spot)
-            } else if name == on_demand.name_any() {
-                Some(Pool::OnDemand)
-            } else {
-                None
-            }
-        };
-        if let Some(name) = &pod.pool_label {
-            return by_name(name);
-        }
-        let node_name = pod.node_name.as_deref()?;
-        // Keyed lookups: this runs for every pod of the workload on every admission.
-        let node = self.caches.nodes.get(&ObjectRef::new(node_name))?;
-        let on = |pool: &CapacityPool| pool.spec.node_selector.iter().all(|(k, v)| node.labels().get(k) == Some(v));
-        if on(spot) {
-            Some(Pool::Spot)
-        } else if on(on_demand) {
-            Some(Pool::OnDemand)
-        } else {
-            None
-        }
-    }
-
     /// The patch for a new pod, or none when no policy places it.
     fn place(&self, namespace: &str, pod: &Value) -> Option<Value> {
         let pod_typed: WatchedPod = serde_json::from_value(pod.clone()).ok()?;
@@ -121,10 +94,10 @@ impl WebhookState {
             if pod.deleting || pod.created.is_none_or(|c| c > settled) {
                 continue;
             }
-            match self.pool_of(&pod, &spot_pool, &on_demand_pool) {
-                Some(Pool::Spot) => existing.spot += 1,
-                Some(Pool::OnDemand) => existing.on_demand += 1,
-                None => {}
+            match self.caches.pool_of(&pod, &spot_pool, &on_demand_pool) {
+                PoolOf::Spot => existing.spot += 1,
+                PoolOf::OnDemand => existing.on_demand += 1,
+                PoolOf::Neither => {}
             }
         }
         // Only what the ledger adds is read under its lock: concurrent admissions of one workload
