@@ -15,6 +15,7 @@
 #   scripts/bench-scale.sh [N] [NAMESPACES] [REPLICAS] [SHARDS]   (just bench-scale N NAMESPACES REPLICAS SHARDS)
 #
 # Env: BENCH_SECONDS (measured window), BENCH_INTERVAL (policies' interval, default 15s),
+# BENCH_PODS_SECONDS (how long to wait for every Deployment's pods before measuring, default 600),
 # BENCH_REPLICAS and BENCH_SHARDS (when not given as arguments; default 1 and 1).
 # Uses the running local cluster if there is one (and leaves it up), else brings one up and down.
 # Everything it creates is deleted at the end, whatever happens.
@@ -203,8 +204,9 @@ while :; do
   sleep 5
 done
 # Steady state: every Deployment has its pods (kwok's controller-manager creates about 5 pods/s
-# here, so a thousand take minutes), or ten minutes.
-deadline=$((SECONDS + 600))
+# here, so a thousand take minutes), or BENCH_PODS_SECONDS (default ten minutes).
+pods_wait=${BENCH_PODS_SECONDS:-600}
+deadline=$((SECONDS + pods_wait))
 while :; do
   # A list that fails (a timeout on a loaded machine) counts as "not yet", and is said.
   pending=$(kubectl get deployments -A -o json 2>"$work/list.err" | python3 -c '
@@ -213,16 +215,21 @@ items = json.load(sys.stdin)["items"]
 print(sum(1 for d in items if (d.get("status") or {}).get("readyReplicas", 0) < (d.get("spec") or {}).get("replicas", 1)))' \
     2>/dev/null) || { log "listing Deployments failed: $(tail -n 1 "$work/list.err")"; pending=unknown; }
   [[ $pending == 0 ]] && break
-  ((SECONDS < deadline)) || { log "$pending Deployments still without their pods after 10 minutes"; break; }
+  ((SECONDS < deadline)) || { log "$pending Deployments still without their pods after ${pods_wait}s"; break; }
   sleep 10
 done
 read -r done_ total < <(evaluated_share)
 log "warm: $done_ / $total evaluated, every Deployment's pods up; measuring for ${WINDOW}s"
 
-status_writes() { scrape "$1" | awk '/^trimtab_status_writes_total / {s = $2} END {printf "%d\n", s}'; }
-writes_before=() ticks_before=() rss_sum=()
+# Replica $1's "STATUS_WRITES WAIT_SUM WAIT_COUNT": its status patches, and the seconds its due
+# rounds waited for a round slot and how many waited (trimtab_round_wait_seconds), so far.
+replica_counters() {
+  scrape "$1" | awk '/^trimtab_status_writes_total / {w = $2} /^trimtab_round_wait_seconds_sum / {s = $2}
+    /^trimtab_round_wait_seconds_count / {c = $2} END {printf "%d %f %d\n", w, s, c}'
+}
+counters_before=() ticks_before=() rss_sum=()
 for ((i = 0; i < REPLICAS; i++)); do
-  writes_before[i]=$(status_writes "$i")
+  counters_before[i]=$(replica_counters "$i")
   ticks_before[i]=$(cpu_ticks "${pids[$i]}")
   rss_sum[i]=0
 done
@@ -238,11 +245,16 @@ done
 elapsed=$((SECONDS - start))
 api_counters >"$work/api_after"
 prom_after=$(prom_queries)
-# One line per replica: shards, RSS peak and mean (KiB), CPU ticks, policies evaluated, status writes.
+# One line per replica: shards, RSS peak and mean (KiB), CPU ticks, policies evaluated, status
+# writes, and the mean wait of a due round for a slot in the window (ms; "-" when none waited).
 for ((i = 0; i < REPLICAS; i++)); do
   read -r shards evaluated < <(replica_state "$i")
+  read -r writes0 wait_sum0 wait_count0 <<<"${counters_before[$i]}"
+  read -r writes1 wait_sum1 wait_count1 < <(replica_counters "$i")
+  wait_ms=$(python3 -c 'import sys; s, c = float(sys.argv[1]), int(sys.argv[2]); print(f"{s / c * 1000:.0f}" if c else "-")' \
+    "$(python3 -c "print($wait_sum1 - $wait_sum0)")" $((wait_count1 - wait_count0)))
   echo "$i ${shards:-none} $(hwm_kib "${pids[$i]}") $((rss_sum[i] / samples)) $(($(cpu_ticks "${pids[$i]}") - ticks_before[i])) \
-${evaluated:-0} $(($(status_writes "$i") - writes_before[i]))"
+${evaluated:-0} $((writes1 - writes0)) $wait_ms"
 done >"$work/replicas"
 read -r done_ total < <(evaluated_share)
 hz=$(getconf CLK_TCK)
@@ -275,14 +287,16 @@ print(f"| {int(n):,} | {namespaces} | {replicas} × {shards} | {' + '.join(f'{in
       f"{share(done)} | {sum(rates.values()):.1f} | {writes:.1f} | {(float(prom_after) - float(prom_before)) / elapsed:.1f} |")
 if int(replicas) > 1:
     print()
-    print("| replica | shards held (ids) | RSS peak | RSS steady | CPU | its policies evaluated within 2 intervals | status patches/s |")
-    print("|---|---|---|---|---|---|---|")
-    for i, held, hwm, rss, ticks, evaluated, patches in per_replica:
+    print("| replica | shards held (ids) | RSS peak | RSS steady | CPU | its policies evaluated within 2 intervals | status patches/s | mean wait for a round slot |")
+    print("|---|---|---|---|---|---|---|---|")
+    for i, held, hwm, rss, ticks, evaluated, patches, wait_ms in per_replica:
         print(f"| bench-{i} | {held} | {int(hwm) / 1024:.0f} MiB | {int(rss) / 1024:.0f} MiB | {cpu(ticks):.1f} % | "
-              f"{share(evaluated)} | {int(patches) / elapsed:.2f} |")
+              f"{share(evaluated)} | {int(patches) / elapsed:.2f} | {wait_ms if wait_ms == '-' else wait_ms + ' ms'} |")
 print()
 print(f"Trimtab's own status patches/s (trimtab_status_writes_total, all replicas): "
       f"{sum(int(r[6]) for r in per_replica) / elapsed:.2f}")
+print(f"Mean wait of a due round for a round slot (trimtab_round_wait_seconds), per replica: "
+      f"{', '.join(r[7] if r[7] == '-' else r[7] + ' ms' for r in per_replica)}")
 print()
 print("API requests/s by verb and resource (every client of the API server; over 0.05/s):")
 for (verb, resource), rate in sorted(rates.items(), key=lambda kv: -kv[1]):
