@@ -41,25 +41,19 @@ struct Remembered {
     /// The newest round that recorded a recommendation: the open run of the history was
     /// recommended through it (see `engine::recall`).
     last_round: Option<Timestamp>,
-    /// The status this process wrote last. While the cache still shows the version it was built
-    /// over, it has not seen the write yet, and a round (woken early by a target change, say)
-    /// starts from the status written, not the older one.
-    written: Option<Written>,
-}
-
-#[derive(Clone)]
-struct Written {
-    /// The resourceVersion of the cached object the status was built from.
-    over: Option<String>,
-    /// The resourceVersion the write produced: the next write's precondition while the cache lags.
-    produced: Option<String>,
-    status: ScalingPolicyStatus,
+    /// The resourceVersion of the cached object this process's last status write was built over.
+    /// While the cache still shows that version, it has not seen the write yet, and a round (woken
+    /// early by a target change, say) reads the policy from the API server instead. Only the version
+    /// is kept, not the status written: a copy would hold every written policy's status until its
+    /// next round, for a lag that is rare and short.
+    written_over: Option<String>,
 }
 
 impl Rounds {
-    fn get(&self, policy: &ScalingPolicy) -> Remembered {
+    /// The newest round that recorded a recommendation for `policy`, in this process.
+    fn last_round(&self, policy: &ScalingPolicy) -> Option<Timestamp> {
         let rounds = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        rounds.get(&super::policy_key(policy)).filter(|r| r.uid == policy.uid()).cloned().unwrap_or_default()
+        rounds.get(&super::policy_key(policy)).filter(|r| r.uid == policy.uid()).and_then(|r| r.last_round)
     }
 
     fn update(&self, policy: &ScalingPolicy, change: impl FnOnce(&mut Remembered)) {
@@ -76,26 +70,31 @@ impl Rounds {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).retain(|key, _| existing.contains(key));
     }
 
-    /// The status a round starts from, and the resourceVersion it was read at (the precondition of
-    /// the round's status write): the cached ones, or the status this process wrote over them and
-    /// the version that write produced, when the cache has not caught up with the write yet.
-    fn previous(&self, policy: &ScalingPolicy) -> (ScalingPolicyStatus, Option<String>) {
-        let cached = || (policy.status.clone().unwrap_or_default(), policy.resource_version());
+    /// Whether the cache has not seen this process's last status write to `policy` yet. Once it
+    /// has (or someone else wrote since), that write is forgotten.
+    fn cache_lags(&self, policy: &ScalingPolicy) -> bool {
         let mut rounds = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let Some(remembered) = rounds.get_mut(&super::policy_key(policy)).filter(|r| r.uid == policy.uid()) else {
-            return cached();
+            return false;
         };
-        match &remembered.written {
-            Some(written) if written.over.is_some() && written.over == policy.resource_version() => {
-                (written.status.clone(), written.produced.clone())
-            }
-            _ => {
-                // The cache has caught up (or someone else wrote since): the copy is not needed.
-                remembered.written = None;
-                cached()
-            }
+        let lags = remembered.written_over.is_some() && remembered.written_over == policy.resource_version();
+        if !lags {
+            remembered.written_over = None;
         }
+        lags
     }
+}
+
+/// The status a round starts from, and the resourceVersion it was read at (the precondition of the
+/// round's status write): the cached ones, or when the cache has not seen this process's last
+/// status write yet, the policy's as the API server has them now.
+async fn previous_status(ctx: &Context, policy: &ScalingPolicy) -> Result<(ScalingPolicyStatus, Option<String>), Error> {
+    if ctx.rounds.cache_lags(policy) {
+        let api: Api<LenientPolicy> = Api::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
+        let stored = api.get_status(&policy.name_any()).await?;
+        return Ok((stored.status.unwrap_or_default(), stored.metadata.resource_version));
+    }
+    Ok((policy.status.clone().unwrap_or_default(), policy.resource_version()))
 }
 
 pub async fn reconcile(policy: Arc<ScalingPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -151,7 +150,11 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// best effort, as the round already failed. When the status cannot be written (the error may be
 /// exactly that), the Event is sent on its own.
 async fn report_failed_round(policy: &ScalingPolicy, ctx: &Context, error: &Error) {
-    let (previous, mut version) = ctx.rounds.previous(policy);
+    let (previous, mut version) = match previous_status(ctx, policy).await {
+        Ok(previous) => previous,
+        // Best effort: from the cache, whose version a write after ours makes the write refuse.
+        Err(_) => (policy.status.clone().unwrap_or_default(), policy.resource_version()),
+    };
     let text = failed_round_text(error);
     let (status, flips) = status::blocked(&previous, policy.metadata.generation, Timestamp::now(), Reason::RoundFailed, &text);
     if let Err(write) = report(ctx, policy, &mut version, &previous, status, flips, None).await {
@@ -202,10 +205,13 @@ async fn round(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     // times: what this process decides from memory is then what the next one reads back.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     // `version` follows the round's own status writes, so each is fenced by the one before.
-    let (previous, mut version) = ctx.rounds.previous(policy);
-    let remembered = ctx.rounds.get(policy);
-    let input =
-        RoundInput { now, generation: policy.metadata.generation, previous: &previous, last_round: remembered.last_round };
+    let (previous, mut version) = previous_status(ctx, policy).await?;
+    let input = RoundInput {
+        now,
+        generation: policy.metadata.generation,
+        previous: &previous,
+        last_round: ctx.rounds.last_round(policy),
+    };
 
     // Observe.
     let rules = match Policy::from_spec(&policy.spec) {
@@ -418,8 +424,7 @@ async fn report(
             };
         ctx.telemetry.status_writes.inc();
         *version = written.metadata.resource_version;
-        let produced = version.clone();
-        ctx.rounds.update(policy, |r| r.written = Some(Written { over: policy.resource_version(), produced, status }));
+        ctx.rounds.update(policy, |r| r.written_over = policy.resource_version());
     }
     for event in scaled.into_iter().chain(plan::flip_events(&flips)) {
         publish(ctx, policy, event).await;
@@ -488,21 +493,16 @@ mod tests {
     }
 
     #[test]
-    fn a_status_write_is_fenced_by_the_version_read_or_by_this_process_own_last_write() {
+    fn a_round_reads_the_api_server_only_while_the_cache_has_not_seen_this_process_own_last_write() {
         let rounds = Rounds::default();
         let policy = cached("5", 2);
-        let (status, version) = rounds.previous(&policy);
-        assert_eq!((status.desired_replicas, version.as_deref()), (Some(2), Some("5")), "the cache's");
-        let written = ScalingPolicyStatus { desired_replicas: Some(3), ..ScalingPolicyStatus::default() };
-        rounds.update(&policy, |r| {
-            r.written = Some(Written { over: Some("5".into()), produced: Some("6".into()), status: written })
-        });
-        // The cache has not seen the write: the next round starts from it, fenced by what it produced.
-        let (status, version) = rounds.previous(&policy);
-        assert_eq!((status.desired_replicas, version.as_deref()), (Some(3), Some("6")));
-        // Someone wrote after us: the cache shows it, and our copy is dropped.
-        let (status, version) = rounds.previous(&cached("7", 4));
-        assert_eq!((status.desired_replicas, version.as_deref()), (Some(4), Some("7")));
+        assert!(!rounds.cache_lags(&policy), "nothing written: the cache's status is the one");
+        rounds.update(&policy, |r| r.written_over = Some("5".into()));
+        assert!(rounds.cache_lags(&policy), "the cache still shows the version the write was built over");
+        assert!(rounds.cache_lags(&policy), "and keeps saying so until it catches up");
+        // The cache has seen the write (or someone else's after it): the write is forgotten.
+        assert!(!rounds.cache_lags(&cached("6", 3)));
+        assert!(!rounds.cache_lags(&policy), "forgotten: an older cached version is not taken for a lag");
     }
 
     #[test]
