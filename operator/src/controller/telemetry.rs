@@ -1,5 +1,6 @@
 //! The operator's own metrics, and the HTTP endpoints /metrics, /healthz and /readyz.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -31,17 +32,19 @@ use crate::leases::Ownership;
 const STALL_INTERVALS: u32 = 5;
 const STALL_AT_LEAST: Duration = Duration::from_secs(300);
 
+/// A policy's namespace and name, shared (not copied) by every series of the policy: a dozen and
+/// more series per policy, on a replica that owns 10,000 of them.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PolicyLabels {
-    pub namespace: String,
-    pub policy: String,
+    pub namespace: Arc<str>,
+    pub policy: Arc<str>,
 }
 
 impl PolicyLabels {
     pub fn of(policy: &ScalingPolicy) -> PolicyLabels {
         PolicyLabels {
-            namespace: kube::ResourceExt::namespace(policy).unwrap_or_default(),
-            policy: kube::ResourceExt::name_any(policy),
+            namespace: kube::ResourceExt::namespace(policy).unwrap_or_default().into(),
+            policy: kube::ResourceExt::name_any(policy).into(),
         }
     }
 
@@ -61,8 +64,8 @@ impl PolicyLabels {
 /// A policy's replicas on one capacity type, named as CapacityPool's `capacityType` names them.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PlacementLabels {
-    pub namespace: String,
-    pub policy: String,
+    pub namespace: Arc<str>,
+    pub policy: Arc<str>,
     pub capacity_type: &'static str,
 }
 
@@ -71,15 +74,15 @@ const CAPACITY_TYPES: [&str; 2] = ["Spot", "OnDemand"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConditionLabels {
-    pub namespace: String,
-    pub policy: String,
+    pub namespace: Arc<str>,
+    pub policy: Arc<str>,
     pub condition: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ObjectiveLabels {
-    pub namespace: String,
-    pub policy: String,
+    pub namespace: Arc<str>,
+    pub policy: Arc<str>,
     pub objective: String,
 }
 
@@ -361,7 +364,7 @@ impl Telemetry {
     /// A policy's conditions, as `trimtab_policy_condition`.
     pub fn record_conditions(&self, policy: &PolicyLabels, conditions: &[Condition]) {
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let known = series.entry(policy.clone()).or_default();
+        let (policy, known) = known(&mut series, policy);
         for condition in conditions {
             let labels = policy.condition(&condition.type_);
             self.policy_condition.get_or_create(&labels).set(i64::from(condition.status == "True"));
@@ -378,6 +381,9 @@ impl Telemetry {
         decision: &crate::engine::Decision,
         now: jiff::Timestamp,
     ) {
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let (policy, known) = known(&mut series, policy);
+        let policy = &policy;
         self.last_decision_time.get_or_create(policy).set(now.as_second());
         self.desired_replicas.get_or_create(policy).set(i64::from(decision.desired_replicas));
         self.current_replicas.get_or_create(policy).set(i64::from(current));
@@ -407,8 +413,6 @@ impl Telemetry {
         }
         self.min_replicas.get_or_create(policy).set(i64::from(rules.min_replicas));
         self.max_replicas.get_or_create(policy).set(i64::from(rules.max_replicas));
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let known = series.entry(policy.clone()).or_default();
         for objective in &decision.objectives {
             let labels = policy.objective(&objective.name);
             self.objective_target.get_or_create(&labels).set(objective.target);
@@ -486,6 +490,15 @@ impl Telemetry {
                 intervals.len()
             )
         })
+    }
+}
+
+/// `policy`'s labels as its series hold them (the first round's copy, shared by each series made
+/// since), and what series it has.
+fn known<'a>(series: &'a mut HashMap<PolicyLabels, PolicySeries>, policy: &PolicyLabels) -> (PolicyLabels, &'a mut PolicySeries) {
+    match series.entry(policy.clone()) {
+        Entry::Occupied(entry) => (entry.key().clone(), entry.into_mut()),
+        Entry::Vacant(entry) => (entry.key().clone(), entry.insert(PolicySeries::default())),
     }
 }
 
