@@ -91,7 +91,8 @@ impl Rounds {
 async fn previous_status(ctx: &Context, policy: &ScalingPolicy) -> Result<(ScalingPolicyStatus, Option<String>), Error> {
     if ctx.rounds.cache_lags(policy) {
         let api: Api<LenientPolicy> = Api::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
-        let stored = api.get_status(&policy.name_any()).await?;
+        // The object, not its status subresource: the chart grants `get` on scalingpolicies only.
+        let stored = api.get(&policy.name_any()).await?;
         return Ok((stored.status.unwrap_or_default(), stored.metadata.resource_version));
     }
     Ok((policy.status.clone().unwrap_or_default(), policy.resource_version()))
