@@ -251,8 +251,8 @@ for ((i = 0; i < REPLICAS; i++)); do
   read -r shards evaluated < <(replica_state "$i")
   read -r writes0 wait_sum0 wait_count0 <<<"${counters_before[$i]}"
   read -r writes1 wait_sum1 wait_count1 < <(replica_counters "$i")
-  wait_ms=$(python3 -c 'import sys; s, c = float(sys.argv[1]), int(sys.argv[2]); print(f"{s / c * 1000:.0f}" if c else "-")' \
-    "$(python3 -c "print($wait_sum1 - $wait_sum0)")" $((wait_count1 - wait_count0)))
+  wait_ms=$(awk -v s="$wait_sum1" -v s0="$wait_sum0" -v c=$((wait_count1 - wait_count0)) \
+    'BEGIN {if (c > 0) printf "%.0f\n", (s - s0) / c * 1000; else print "-"}')
   echo "$i ${shards:-none} $(hwm_kib "${pids[$i]}") $((rss_sum[i] / samples)) $(($(cpu_ticks "${pids[$i]}") - ticks_before[i])) \
 ${evaluated:-0} $((writes1 - writes0)) $wait_ms"
 done >"$work/replicas"

@@ -34,7 +34,7 @@ const CONFLICT_RETRY: Duration = Duration::from_secs(1);
 #[derive(Default)]
 pub struct Rounds(Mutex<HashMap<String, Remembered>>);
 
-#[derive(Clone, Default)]
+#[derive(Default)]
 struct Remembered {
     /// The policy's UID: one deleted and created again under the same name starts afresh.
     uid: Option<String>,
