@@ -93,6 +93,11 @@ soak:
 bench-quality out="target/bench-quality":
     bash scripts/bench-quality.sh {{out}}
 
+# The settings sweeps of docs/simulate.md: web-service.yaml with fields changed, on the benchmark
+# weeks, seed 1 (`--help` for the flags): `just bench-quality-sweep shipped noiseMargin=0.6`.
+bench-quality-sweep +settings:
+    bash scripts/bench-quality-sweep.sh {{settings}}
+
 # The scale benchmark: N Deployments and ScalingPolicies over NAMESPACES on the local cluster,
 # REPLICAS release operators with SHARDS shards; prints RSS, CPU, the share evaluated on time, API and Prometheus request rates.
 bench-scale n="1000" namespaces="1" replicas="1" shards="1":

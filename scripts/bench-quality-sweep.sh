@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The settings sweeps of docs/simulate.md: a policy of examples/simulate/ with a few of its fields
+# changed, replayed as `just bench-quality` replays it (same traces, weeks, scales and model), on
+# one seed and without the HPA and static baselines, so a setting takes seconds a week. Prints, per setting and week,
+# cost, SLO-violation minutes, scale events and efficiency (against the oracle's cost on that week).
+# Each run's policy, summary.json and timeline.csv stay under OUT_DIR.
+#
+#   scripts/bench-quality-sweep.sh [--policy FILE] [--seed N] [--weeks LIST] [--out DIR] SETTING...
+#     (just bench-quality-sweep SETTING...)
+#
+# A SETTING is `shipped` (the policy as it is) or comma-separated KEY=VALUE pairs, KEY one of
+#   noiseMargin, stepUpAhead, singleStepDownWindow, horizon, trendWindow, lookback
+#                             spec.forecast's fields (docs/app-team.md)
+#   scaleDownStabilization    spec.behavior.scaleDown.stabilizationWindowSeconds
+# e.g. `scripts/bench-quality-sweep.sh shipped noiseMargin=0.6 scaleDownStabilization=0,noiseMargin=0.85`.
+# --weeks picks from worldcup98, worldcup98-w2, worldcup98-w4, nasa, nasa-w2, nasa-w4 (comma-
+# separated; default worldcup98,nasa: the benchmark weeks; the others are held out, look at them
+# last). Defaults: --policy examples/simulate/web-service.yaml, --seed 1, --out target/bench-quality-sweep.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+policy=examples/simulate/web-service.yaml
+seed=1
+weeks=worldcup98,nasa
+out=target/bench-quality-sweep
+settings=()
+while (($#)); do
+  case $1 in
+    --policy) policy=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
+    --weeks) weeks=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    -*) echo "unknown flag $1 (see --help)" >&2; exit 2 ;;
+    *) settings+=("$1"); shift ;;
+  esac
+done
+((${#settings[@]})) || { echo "name at least one SETTING (see --help)" >&2; exit 2; }
+
+# name, file, --scale, --start, --minutes: as in scripts/bench-quality.sh.
+declare -A week=(
+  [worldcup98]="traces/worldcup98-per-minute.csv 0.45 77760 10080"
+  [nasa]="traces/nasa-1995-per-minute.csv 300 0 10080"
+  [worldcup98-w2]="traces/worldcup98-per-minute.csv 0.45 87840 10080"
+  [worldcup98-w4]="traces/worldcup98-per-minute.csv 0.45 67680 10080"
+  [nasa-w2]="traces/nasa-1995-per-minute.csv 300 10080 10080"
+  [nasa-w4]="traces/nasa-1995-per-minute.csv 300 30240 10080"
+)
+IFS=, read -r -a chosen <<<"$weeks"
+for w in "${chosen[@]}"; do
+  [[ -n ${week[$w]:-} ]] || { echo "unknown week $w: one of ${!week[*]}" >&2; exit 2; }
+done
+
+# The policy with SETTING applied, on stdout. Each key rewrites its own line of the policy (the
+# policy must have spec.forecast and spec.behavior); scaleDownStabilization adds the scaleDown
+# block when the policy has none.
+variant() {
+  local setting=$1 text key value
+  text=$(cat "$policy")
+  [[ $setting == shipped ]] && { printf '%s\n' "$text"; return; }
+  local -a pairs
+  IFS=, read -r -a pairs <<<"$setting"
+  for pair in "${pairs[@]}"; do
+    key=${pair%%=*}
+    value=${pair#*=}
+    [[ $pair == *=* && -n $value ]] || { echo "setting $pair: want KEY=VALUE" >&2; return 2; }
+    case $key in
+      noiseMargin | stepUpAhead | singleStepDownWindow | horizon | trendWindow | lookback)
+        grep -q '^  forecast:' <<<"$text" || { echo "$policy has no spec.forecast" >&2; return 2; }
+        if grep -q "^    $key:" <<<"$text"; then
+          text=$(sed -E "s|^    $key: .*|    $key: \"$value\"|" <<<"$text")
+        else
+          text=$(sed -E "s|^  forecast:$|  forecast:\n    $key: \"$value\"|" <<<"$text")
+        fi
+        ;;
+      scaleDownStabilization)
+        grep -q '^  behavior:' <<<"$text" || { echo "$policy has no spec.behavior" >&2; return 2; }
+        if grep -q '^      stabilizationWindowSeconds:' <<<"$text"; then
+          text=$(sed -E "s|^      stabilizationWindowSeconds: .*|      stabilizationWindowSeconds: $value|" <<<"$text")
+        else
+          text=$(sed -E "s|^  behavior:$|  behavior:\n    scaleDown:\n      stabilizationWindowSeconds: $value|" <<<"$text")
+        fi
+        ;;
+      *) echo "setting $pair: KEY is a spec.forecast field or scaleDownStabilization (see --help)" >&2; return 2 ;;
+    esac
+  done
+  printf '%s\n' "$text"
+}
+
+cargo build --quiet --release --locked -p trimtab
+bin=target/release/trimtab
+
+# The simulate table's row for RUN: cost replica-hours slo-violation-min scale-events ...
+row() { awk -v run="$1" '$1 == run { print $2, $4, $5 }'; }
+
+# The oracle's cost on each week: what efficiency is measured against.
+declare -A oracle
+for w in "${chosen[@]}"; do
+  read -r trace scale start minutes <<<"${week[$w]}"
+  oracle[$w]=$("$bin" simulate --policy "$policy" --trace "$trace" --scale "$scale" --start "$start" --minutes "$minutes" \
+    --baseline oracle --seed "$seed" --out "$out/runs/oracle-$w-s$seed" 2>/dev/null | row oracle | cut -d' ' -f1)
+done
+
+printf '%-60s' setting
+for w in "${chosen[@]}"; do printf ' | %-30s' "$w cost/slo/events/eff"; done
+echo
+for setting in "${settings[@]}"; do
+  slug=$(tr -c 'A-Za-z0-9.=_-' '_' <<<"$setting")
+  file="$out/$slug.yaml"
+  variant "$setting" >"$file"
+  printf '%-60s' "$setting"
+  for w in "${chosen[@]}"; do
+    read -r trace scale start minutes <<<"${week[$w]}"
+    read -r cost slo events < <("$bin" simulate --policy "$file" --trace "$trace" --scale "$scale" --start "$start" \
+      --minutes "$minutes" --seed "$seed" --out "$out/runs/$slug-$w-s$seed" 2>/dev/null | row policy)
+    printf ' | %7.2f %5d %6d %5.3f     ' "$cost" "$slo" "$events" "$(awk -v o="${oracle[$w]}" -v c="$cost" 'BEGIN { print o / c }')"
+  done
+  echo
+done
