@@ -149,6 +149,26 @@ fn the_bundled_example_situation_decides_from_a_file() {
 }
 
 #[test]
+fn a_p99_just_under_its_target_no_longer_holds_the_count_once_the_forecast_has_history() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/situations/hold-band.yaml");
+    let text = std::fs::read_to_string(&example).expect("the example is readable");
+    let decide = |situation: &str| -> Value {
+        let output = decide_stdin(situation);
+        assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).expect("JSON")
+    };
+    let learned = decide(&text);
+    assert_eq!(learned["desiredReplicas"], json!(7), "40 rps at 1.5 × the 4 per replica seen met, used at 97 %: {learned}");
+    assert!(learned["reasons"][0]["message"].as_str().is_some_and(|m| m.contains("learned capacity 6.0")), "{learned}");
+
+    // Its loadHistory is the file's last block: without it the Ceiling reacts, and in its hold band holds.
+    let (without_history, _) = text.split_once("loadHistory:").expect("the example has a loadHistory");
+    let reactive = decide(without_history);
+    assert_eq!(reactive["desiredReplicas"], json!(10), "{reactive}");
+    assert_eq!(reactive["reason"], json!("WithinTolerance"), "{reactive}");
+}
+
+#[test]
 fn a_missing_file_is_an_error_naming_it() {
     let output = trimtab(&["decide", "-f", "/nonexistent/situation.yaml"], "");
     assert!(!output.status.success());
