@@ -90,15 +90,24 @@ variant() {
 cargo build --quiet --release --locked -p trimtab
 bin=target/release/trimtab
 
-# The simulate table's row for RUN: cost replica-hours slo-violation-min scale-events ...
-row() { awk -v run="$1" '$1 == run { print $2, $4, $5 }'; }
+# simulate POLICY WEEK OUT_DIR [ARGS...]: the run's table on stdout (its stderr in OUT_DIR.log,
+# shown if it fails).
+simulate() {
+  local file=$1 w=$2 dir=$3 trace scale start minutes
+  shift 3
+  read -r trace scale start minutes <<<"${week[$w]}"
+  mkdir -p "$(dirname "$dir")"
+  "$bin" simulate --policy "$file" --trace "$trace" --scale "$scale" --start "$start" --minutes "$minutes" \
+    --seed "$seed" --out "$dir" "$@" 2>"$dir.log" || { echo "trimtab simulate failed on $file, $w:" >&2; cat "$dir.log" >&2; return 1; }
+}
+# The table's row for RUN: cost, slo-violation-min, scale-events.
+row() { awk -v run="$1" '$1 == run { print $2, $4, $5 }' <<<"$2"; }
 
 # The oracle's cost on each week: what efficiency is measured against.
 declare -A oracle
 for w in "${chosen[@]}"; do
-  read -r trace scale start minutes <<<"${week[$w]}"
-  oracle[$w]=$("$bin" simulate --policy "$policy" --trace "$trace" --scale "$scale" --start "$start" --minutes "$minutes" \
-    --baseline oracle --seed "$seed" --out "$out/runs/oracle-$w-s$seed" 2>/dev/null | row oracle | cut -d' ' -f1)
+  table=$(simulate "$policy" "$w" "$out/runs/oracle-$w-s$seed" --baseline oracle)
+  read -r oracle[$w] _ <<<"$(row oracle "$table")"
 done
 
 printf '%-60s' setting
@@ -110,9 +119,8 @@ for setting in "${settings[@]}"; do
   variant "$setting" >"$file"
   printf '%-60s' "$setting"
   for w in "${chosen[@]}"; do
-    read -r trace scale start minutes <<<"${week[$w]}"
-    read -r cost slo events < <("$bin" simulate --policy "$file" --trace "$trace" --scale "$scale" --start "$start" \
-      --minutes "$minutes" --seed "$seed" --out "$out/runs/$slug-$w-s$seed" 2>/dev/null | row policy)
+    table=$(simulate "$file" "$w" "$out/runs/$slug-$w-s$seed")
+    read -r cost slo events <<<"$(row policy "$table")"
     printf ' | %7.2f %5d %6d %5.3f     ' "$cost" "$slo" "$events" "$(awk -v o="${oracle[$w]}" -v c="$cost" 'BEGIN { print o / c }')"
   done
   echo
