@@ -36,6 +36,16 @@ pub fn p99_query(namespace: &str, deployment: &str, window: &str) -> String {
     )
 }
 
+/// The throughput query (requests/s, all codes) for a Deployment driven by appsim.
+pub fn load_query(namespace: &str, deployment: &str, window: &str) -> String {
+    format!(r#"sum(rate(app_requests_total{{namespace="{namespace}",deployment="{deployment}"}}[{window}]))"#)
+}
+
+/// The Ready replicas (every pool) of a Deployment driven by appsim, as appsim sees them.
+pub fn ready_query(namespace: &str, deployment: &str) -> String {
+    format!(r#"sum(app_ready_replicas{{namespace="{namespace}",deployment="{deployment}"}})"#)
+}
+
 /// The usual scenario start: the CRDs installed, a Deployment `web` of `replicas` on on-demand
 /// nodes, modelled at 50 rps per replica and 50 ms base latency, offered `rps`.
 pub async fn web_under_load(client: &kube::Client, namespace: &str, replicas: i32, rps: f64) {

@@ -7,7 +7,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
-use trimtab_e2e::appsim::{p99_query, set_load, set_model, web_under_load};
+use trimtab_e2e::appsim::{load_query, p99_query, ready_query, set_load, set_model, web_under_load};
 use trimtab_e2e::cluster::{apply_deployment, deployment, install_crds};
 use trimtab_e2e::operator::Operator;
 use trimtab_e2e::policy::{apply, condition, get, replicas, wait_condition};
@@ -263,8 +263,7 @@ async fn a_forecast_policy_reads_its_ranges_from_prometheus_and_a_range_promethe
         let ranges_before = env.prometheus_value(ranges).await.unwrap_or(0.0);
         let _operator = Operator::start(&ns, &env.prometheus_url);
 
-        let load = format!(r#"sum(rate(app_requests_total{{namespace="{ns}",deployment="web"}}[20s]))"#);
-        let ready = format!(r#"sum(app_ready_replicas{{namespace="{ns}",deployment="web"}})"#);
+        let (load, ready) = (load_query(&ns, "web", "20s"), ready_query(&ns, "web"));
         let forecast = json!({"forecast": {"loadQuery": load, "readyReplicasQuery": ready}});
         apply(&env.client, &ns, "web", latency_policy(&ns, "web", forecast)).await;
         apply(&env.client, &ns, "typo", latency_policy(&ns, "typo", json!({"forecast": {"loadQuery": "sum(rate("}}))).await;
@@ -314,11 +313,11 @@ async fn a_forecast_policy_scales_down_a_service_whose_p99_sits_just_under_its_t
         set_load(&ns, "web", 40.0).await;
         let _operator = Operator::start(&ns, &env.prometheus_url);
 
-        let load = format!(r#"sum(rate(app_requests_total{{namespace="{ns}",deployment="web"}}[20s]))"#);
-        let ready = format!(r#"sum(app_ready_replicas{{namespace="{ns}",deployment="web"}})"#);
+        let (load, ready) = (load_query(&ns, "web", "20s"), ready_query(&ns, "web"));
+        let p99 = p99_query(&ns, "web", "20s");
         let extra = json!({
             "objectives": [
-                {"name": "p99-latency", "kind": "Ceiling", "query": p99_query(&ns, "web", "20s"), "target": "300m"},
+                {"name": "p99-latency", "kind": "Ceiling", "query": &p99, "target": "300m"},
                 // Throughput alone asks for one replica (minReplicas is 2).
                 {"name": "rps-per-replica", "kind": "AverageValue", "query": load, "target": "50"}
             ],
@@ -326,7 +325,6 @@ async fn a_forecast_policy_scales_down_a_service_whose_p99_sits_just_under_its_t
         });
         apply(&env.client, &ns, "web", latency_policy(&ns, "web", extra)).await;
 
-        let p99 = p99_query(&ns, "web", "20s");
         eventually("p99 in the hold band, 225-300 ms, on 10 replicas", Duration::from_secs(90), || async {
             match env.prometheus_value(&p99).await {
                 Some(v) if (0.225..0.3).contains(&v) => Ok(()),
