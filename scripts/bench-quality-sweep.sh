@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The settings sweeps of docs/simulate.md: a policy of examples/simulate/ with a few of its fields
 # changed, replayed as `just bench-quality` replays it (same traces, weeks, scales and model), on
-# one seed and without the HPA and static baselines, so a setting takes seconds a week. Prints, per setting and week,
-# cost, SLO-violation minutes, scale events and efficiency (against the oracle's cost on that week).
+# one seed and beside the oracle only (not HPA and static), so a setting takes seconds a week.
+# Prints, per setting and week, cost, SLO-violation minutes, scale events and efficiency (the
+# oracle's cost over the run's, as bench-quality prints it).
 # Each run's policy, summary.json and timeline.csv stay under OUT_DIR.
 #
 #   scripts/bench-quality-sweep.sh [--policy FILE] [--seed N] [--weeks LIST] [--out DIR] SETTING...
@@ -30,22 +31,19 @@ while (($#)); do
     --seed) seed=$2; shift 2 ;;
     --weeks) weeks=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     -*) echo "unknown flag $1 (see --help)" >&2; exit 2 ;;
     *) settings+=("$1"); shift ;;
   esac
 done
 ((${#settings[@]})) || { echo "name at least one SETTING (see --help)" >&2; exit 2; }
 
-# name, file, --scale, --start, --minutes: as in scripts/bench-quality.sh.
-declare -A week=(
-  [worldcup98]="traces/worldcup98-per-minute.csv 0.45 77760 10080"
-  [nasa]="traces/nasa-1995-per-minute.csv 300 0 10080"
-  [worldcup98-w2]="traces/worldcup98-per-minute.csv 0.45 87840 10080"
-  [worldcup98-w4]="traces/worldcup98-per-minute.csv 0.45 67680 10080"
-  [nasa-w2]="traces/nasa-1995-per-minute.csv 300 10080 10080"
-  [nasa-w4]="traces/nasa-1995-per-minute.csv 300 30240 10080"
-)
+# shellcheck source=scripts/quality-weeks.sh
+source scripts/quality-weeks.sh
+declare -A week
+for spec in "${benchmark_weeks[@]}" "${held_out_weeks[@]}"; do
+  week[${spec%% *}]=${spec#* }
+done
 IFS=, read -r -a chosen <<<"$weeks"
 for w in "${chosen[@]}"; do
   [[ -n ${week[$w]:-} ]] || { echo "unknown week $w: one of ${!week[*]}" >&2; exit 2; }
@@ -89,26 +87,19 @@ variant() {
 
 cargo build --quiet --release --locked -p trimtab
 bin=target/release/trimtab
+mkdir -p "$out"
 
-# simulate POLICY WEEK OUT_DIR [ARGS...]: the run's table on stdout (its stderr in OUT_DIR.log,
-# shown if it fails).
+# simulate POLICY WEEK OUT_DIR: the run's table, beside the oracle, on stdout (its stderr in
+# OUT_DIR.log, shown if it fails).
 simulate() {
   local file=$1 w=$2 dir=$3 trace scale start minutes
-  shift 3
   read -r trace scale start minutes <<<"${week[$w]}"
   mkdir -p "$(dirname "$dir")"
   "$bin" simulate --policy "$file" --trace "$trace" --scale "$scale" --start "$start" --minutes "$minutes" \
-    --seed "$seed" --out "$dir" "$@" 2>"$dir.log" || { echo "trimtab simulate failed on $file, $w:" >&2; cat "$dir.log" >&2; return 1; }
+    --seed "$seed" --baseline oracle --out "$dir" 2>"$dir.log" || { echo "trimtab simulate failed on $file, $w:" >&2; cat "$dir.log" >&2; return 1; }
 }
-# The table's row for RUN: cost, slo-violation-min, scale-events.
-row() { awk -v run="$1" '$1 == run { print $2, $4, $5 }' <<<"$2"; }
-
-# The oracle's cost on each week: what efficiency is measured against.
-declare -A oracle
-for w in "${chosen[@]}"; do
-  table=$(simulate "$policy" "$w" "$out/runs/oracle-$w-s$seed" --baseline oracle)
-  read -r oracle[$w] _ <<<"$(row oracle "$table")"
-done
+# The policy's cost, slo-violation-min, scale-events and efficiency, from the table's policy row.
+policy_row() { awk '$1 == "policy" { print $2, $4, $5, $8 }' <<<"$1"; }
 
 printf '%-60s' setting
 for w in "${chosen[@]}"; do printf ' | %-30s' "$w cost/slo/events/eff"; done
@@ -120,8 +111,8 @@ for setting in "${settings[@]}"; do
   printf '%-60s' "$setting"
   for w in "${chosen[@]}"; do
     table=$(simulate "$file" "$w" "$out/runs/$slug-$w-s$seed")
-    read -r cost slo events <<<"$(row policy "$table")"
-    printf ' | %7.2f %5d %6d %5.3f     ' "$cost" "$slo" "$events" "$(awk -v o="${oracle[$w]}" -v c="$cost" 'BEGIN { print o / c }')"
+    read -r cost slo events efficiency <<<"$(policy_row "$table")"
+    printf ' | %7.2f %5d %6d %5.3f     ' "$cost" "$slo" "$events" "$efficiency"
   done
   echo
 done

@@ -19,19 +19,8 @@ out=${1:-target/bench-quality}
 cargo build --quiet --release --locked -p trimtab
 bin=target/release/trimtab
 
-# name, file, --scale, --start, --minutes: the busiest week of each trace (by requests), scaled so
-# that HPA needs about 8 replicas on average and 30 to 50 at the peak.
-traces=(
-  "worldcup98 traces/worldcup98-per-minute.csv 0.45 77760 10080"
-  "nasa traces/nasa-1995-per-minute.csv 300 0 10080"
-)
-# Held out: other weeks of the same traces, same scale.
-held_out=(
-  "worldcup98-w2 traces/worldcup98-per-minute.csv 0.45 87840 10080"
-  "worldcup98-w4 traces/worldcup98-per-minute.csv 0.45 67680 10080"
-  "nasa-w2 traces/nasa-1995-per-minute.csv 300 10080 10080"
-  "nasa-w4 traces/nasa-1995-per-minute.csv 300 30240 10080"
-)
+# shellcheck source=scripts/quality-weeks.sh
+source scripts/quality-weeks.sh
 
 header() {
   printf '%-26s %-14s %4s | %-29s | %-29s | %-22s | %-22s | %s\n' policy trace seed \
@@ -66,7 +55,7 @@ bench() {
 echo "benchmark weeks:"
 header
 for policy in examples/simulate/*.yaml; do
-  for spec in "${traces[@]}"; do
+  for spec in "${benchmark_weeks[@]}"; do
     for seed in 1 2 3; do
       line=$(bench "$policy" "$spec" "$seed")
       echo "$line"
@@ -80,7 +69,7 @@ echo
 echo "held-out weeks (seed 1; no parameter was chosen on them):"
 header
 for policy in examples/simulate/*.yaml; do
-  for spec in "${held_out[@]}"; do
+  for spec in "${held_out_weeks[@]}"; do
     bench "$policy" "$spec" 1
   done
 done
