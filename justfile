@@ -98,6 +98,11 @@ bench-quality out="target/bench-quality":
 bench-quality-sweep +settings:
     bash scripts/bench-quality-sweep.sh {{settings}}
 
+# How much of the oracle's lead is foresight: per quality week, the cheapest controller that sees
+# only the past (fitted in hindsight, no churn limit) at HPA's and the policy's SLO minutes.
+bench-causal-limit *args:
+    bash scripts/bench-causal-limit.sh {{args}}
+
 # The scale benchmark: N Deployments and ScalingPolicies over NAMESPACES on the local cluster,
 # REPLICAS release operators with SHARDS shards; prints RSS, CPU, the share evaluated on time, API and Prometheus request rates.
 bench-scale n="1000" namespaces="1" replicas="1" shards="1":
