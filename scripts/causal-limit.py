@@ -11,12 +11,17 @@ where forecast(t) is the least-squares best linear combination of the loads of `
 ending `--lag` minutes before t, fitted on the week itself (in hindsight: the best such weights for
 this very week, which no real controller knows), and headroom is either a share of the forecast or a
 multiple of the forecast's root mean square error, whichever is cheaper; capacity is the throughput
-per replica at which the model's p99 reaches the latency target. A minute violates when it has fewer replicas than that
-capacity needs, exactly as in the model for a minute at one replica count.
+per replica at which the model's p99 reaches the latency target. A minute violates when it has
+fewer replicas than that capacity needs, exactly as in the model for a minute at one replica count.
+The model's and the policy's numbers are flags (their defaults are the simulator's model defaults
+and web-service.yaml's); the script prints the oracle's Ready replica-hours beside the need they
+give, so a mismatch shows.
 
 The margin is the smallest that keeps the violation minutes at or under HPA's, and at or under the
-policy's. Efficiency here is Ready replica-hours: the oracle's over the run's (the simulator's
-efficiency column is on cost, which also counts spot prices and the pods paid while starting).
+policy's, over the whole week (the controller itself starts once it has a window of minutes, which
+only favours it). Efficiency here is Ready replica-hours: the oracle's over the run's (the
+simulator's efficiency column is on cost, which also counts spot prices and the pods paid while
+starting).
 
     scripts/causal-limit.py RUN_DIR [--lag 2] [--window 30] [--target 1.0] ...
 """
