@@ -237,3 +237,32 @@ fn the_static_baseline_provisions_the_peak_of_the_window() {
     assert!(fixed.minutes.iter().all(|m| m.desired == 20));
     assert_eq!(fixed.totals.any_violation_minutes, 0);
 }
+
+#[test]
+fn a_steady_load_just_under_the_learned_capacity_is_not_stepped_down_into_breaches() {
+    // Ten hours of 405-415 rps, a busy service's flat daily peak: 11 replicas of the model's 40.25
+    // rps at p99 1 s, and 10 breach it. Once the two-hour lookback holds only the peak, throughput
+    // per replica spans under 5 %, too narrow for the old rule to trust its fit: it explored 1.5x
+    // past it and stepped down to 10 every two hours or so, a breach each time.
+    let dir = scratch("steady-peak");
+    let trace = dir.join("steady.csv");
+    let counts: String = (0..600)
+        .map(|minute| {
+            let t = f64::from(minute);
+            let rps = 410.0 + 3.0 * (t / 7.0).sin() + 2.0 * (t / 3.0).sin();
+            format!("{minute},{}\n", (rps * 60.0).round())
+        })
+        .collect();
+    std::fs::write(&trace, format!("minute,requests\n{counts}")).expect("trace");
+    let (simulation, _) = load(&SimulateArgs { trace, minutes: None, start: 0, scale: 1.0, baselines: Vec::new(), ..args(&dir) })
+        .expect("simulation");
+    let outcome = simulation.run(None).expect("runs");
+    let policy = outcome.run("policy").expect("the policy's run");
+    let settled = &policy.minutes[30..];
+    assert!(settled.iter().all(|m| m.desired >= 11), "never below the 11 replicas the peak needs");
+    assert_eq!(
+        settled.iter().filter(|m| m.signal(Signal::LatencyP99) > 1.0).count(),
+        0,
+        "no breach once the capacity is learned"
+    );
+}

@@ -298,6 +298,21 @@ impl Line {
     }
 }
 
+/// Over a narrow spread of throughput per replica, a fit that explains at least this share of the
+/// values' variance shows a rise (see [`learn_capacity`]).
+pub const CLEAR_FIT: f64 = 0.8;
+
+/// Whether the values of `points` move with the load per replica, for a fit leaving `sse`: they
+/// span at least 5 % of `target` (less is rounding, and a fit to it would be noise) and the fit
+/// explains at least [`CLEAR_FIT`] of their variance.
+fn values_follow_the_fit(points: &[(f64, f64)], sse: f64, target: f64) -> bool {
+    let values = || points.iter().map(|(_, v)| *v);
+    let span = values().fold(f64::NEG_INFINITY, f64::max) - values().fold(f64::INFINITY, f64::min);
+    let mean = values().sum::<f64>() / points.len().max(1) as f64;
+    let total: f64 = values().map(|v| (v - mean).powi(2)).sum();
+    span >= 0.05 * target && total > 0.0 && 1.0 - sse / total >= CLEAR_FIT
+}
+
 /// The throughput per Ready replica at which an objective of `target` would be breached, learned
 /// from (throughput per replica, value) pairs; none with too few pairs or a floor over the target.
 pub fn learn_capacity(objective: &str, target: f64, pairs: &[(f64, f64)]) -> Option<LearnedCapacity> {
@@ -342,17 +357,21 @@ pub fn learn_capacity(objective: &str, target: f64, pairs: &[(f64, f64)]) -> Opt
         if fit(m1).2 <= fit(m2).2 { high = m2 } else { low = m1 }
     }
     let knee = 0.5 * (low + high);
-    let (base, a, _) = fit(knee);
+    let (base, a, sse) = fit(knee);
     if base >= target {
         // Replicas do not bring the value under the target: no capacity to learn.
         return None;
     }
     let ceiling = highest_met * EXPLORE;
-    // No rise worth the name across what was seen (or too little spread to see one): a fit
-    // would be noise, so explore instead.
+    // No rise worth the name across what was seen, or too little spread to tell a rise from
+    // noise: a fit would be noise, so explore instead. A narrow spread still shows a rise when the
+    // fit explains the values (a steady load near saturation: latency moving sharply with small
+    // changes of load per replica); exploring there would step the count down into a breach.
     let lowest = points.iter().map(|(x, _)| *x).fold(f64::INFINITY, f64::min);
     let rise = a * highest / (knee - highest);
-    if !(a.is_finite() && a > 0.0 && rise >= 0.05 * (target - base) && highest - lowest >= 0.05 * highest) {
+    let wide = highest - lowest >= 0.05 * highest;
+    let rises = a.is_finite() && a > 0.0 && rise >= 0.05 * (target - base);
+    if !(rises && (wide || values_follow_the_fit(&points, sse, target))) {
         return if highest_met > 0.0 { explored(ceiling) } else { None };
     }
     let crossing = knee * (target - base) / (a + target - base);
@@ -407,6 +426,24 @@ mod tests {
         let learned = learn_capacity("p99", 0.3, &pairs).expect("enough pairs");
         assert_eq!(learned.basis, CapacityBasis::Explored);
         assert!((learned.per_replica - 3.95 * EXPLORE).abs() < 1e-9, "{learned:?}");
+    }
+
+    #[test]
+    fn a_steady_load_near_saturation_teaches_its_capacity_over_a_narrow_spread() {
+        // A flat daily peak: throughput per replica within 4 % (36.3 to 37.8), p99 0.6 to 0.9 s.
+        let pairs: Vec<(f64, f64)> = (0..30).map(|i| 36.3 + f64::from(i % 10) * 0.15).map(|x| (x, p99(x))).collect();
+        let learned = learn_capacity("p99", 1.0, &pairs).expect("enough pairs");
+        assert_eq!(learned.basis, CapacityBasis::Fitted, "exploring 1.5x past 37.8 would breach: {learned:?}");
+        assert!((learned.per_replica - 40.26).abs() < 0.3, "{learned:?}");
+    }
+
+    #[test]
+    fn a_noisy_flat_latency_over_a_narrow_spread_is_explored_not_fitted() {
+        // p99 0.244 s give or take 10 ms, unrelated to the load per replica (3.0 to 3.1).
+        let pairs: Vec<(f64, f64)> =
+            (0..40).map(|i| (3.0 + f64::from(i % 5) * 0.025, 0.244 + 0.01 * (f64::from(i) * 2.7).sin())).collect();
+        let learned = learn_capacity("p99", 0.3, &pairs).expect("enough pairs");
+        assert_eq!(learned.basis, CapacityBasis::Explored, "{learned:?}");
     }
 
     #[test]
