@@ -89,7 +89,7 @@ soak:
     bash scripts/soak.sh
 
 # The autoscaling-quality benchmark: the example policies over a busy week of WorldCup98 and NASA,
-# against HPA and static provisioning (cost and SLO-violation minutes).
+# held-out weeks and synthetic load shapes, against HPA, static provisioning and the oracle.
 bench-quality out="target/bench-quality":
     bash scripts/bench-quality.sh {{out}}
 

@@ -6,7 +6,9 @@
 # docs/simulate.md). Prints, per policy x trace x seed, cost, SLO-violation minutes, efficiency
 # (oracle cost / run cost) and scale events of each run, and whether the goal is met: fewer
 # SLO-violation minutes than HPA, efficiency >= 0.90 and at most 1.2 x HPA's scale events. Then the
-# same for held-out windows (other weeks of both traces, seed 1) that no parameter was chosen on.
+# same for held-out windows (other weeks of both traces, seed 1) that no parameter was chosen on, and
+# for synthetic load shapes (scripts/synthetic-traces.py: a smooth daily cycle, weekends, steep ramps,
+# flash crowds, heavy noise) that show where a law tuned to real weeks stops generalizing.
 #
 #   scripts/bench-quality.sh [OUT_DIR]     (just bench-quality)
 #
@@ -71,6 +73,15 @@ header
 for policy in examples/simulate/*.yaml; do
   for spec in "${held_out_weeks[@]}"; do
     bench "$policy" "$spec" 1
+  done
+done
+echo
+echo "synthetic shapes (seed 1; scripts/synthetic-traces.py, not real traffic):"
+python3 scripts/synthetic-traces.py "$out/synthetic-traces"
+header
+for policy in examples/simulate/*.yaml; do
+  for shape in "$out"/synthetic-traces/*.csv; do
+    bench "$policy" "$(basename "$shape" .csv) $shape 1 0 10080" 1
   done
 done
 echo "reports in $out/"
