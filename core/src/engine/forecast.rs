@@ -11,7 +11,9 @@
 //!   `trendWindow` or a third of it, whichever forecast the minutes of the `lookback` better when
 //!   replayed over them; the root mean square of its replayed errors is the noise, and
 //!   `noiseMargin` times it is the headroom, since a minute's burst cannot be seen coming but the
-//!   size of the forecaster's misses can;
+//!   size of the forecaster's misses can. When those errors fell short on average (a steady rise
+//!   the line's slope was too noisy to be trusted on, so the forecast trailed it), that mean, the
+//!   lag, is added back and the noise is what remains around it;
 //! - **capacity**: each Ceiling objective's (throughput per Ready replica, value) pairs of the last
 //!   `lookback` are fitted with the queueing law `value = base + a·x / (C − x)` (the M/M/1 shape
 //!   latency has near saturation; exact for the simulator's model), and the throughput per replica
@@ -90,13 +92,17 @@ pub struct LoadForecast {
     pub now: f64,
     /// The trend, requests/s per minute.
     pub trend_per_minute: f64,
-    /// The root mean square error of the forecaster used, replayed over the lookback (or, with
-    /// too few minutes to replay, the standard deviation of the minutes around its line).
+    /// The spread of the forecaster's replayed errors over the lookback, around their mean when
+    /// that mean is its lag (or, with too few minutes to replay, the standard deviation of the
+    /// minutes around its line).
     pub noise: f64,
+    /// How far the forecaster fell short on average over the lookback, replayed (0 when it did
+    /// not): a steady rise whose slope it could not trust. Added to the demand.
+    pub lag: f64,
     /// The minutes the trend was read from: `trendWindow`, or a third of it.
     pub window_minutes: u32,
     /// What is provisioned for: the trend's value at the horizon (at least the window's mean) plus
-    /// the noise margin.
+    /// the lag and the noise margin.
     pub demand: f64,
     /// What a step up provisions for: the same, `stepUpAhead` beyond the horizon.
     pub step_up_demand: f64,
@@ -150,8 +156,8 @@ impl Plan {
             format!("forecast {:.1} rps", f.demand)
         };
         format!(
-            "{demand} (now {:.1}, trend {:+.1}/min over {} min, error {:.1}); learned capacity {:.1} rps per Ready replica for {} ({basis}, {} minutes): {} replicas",
-            f.now, f.trend_per_minute, f.window_minutes, f.noise, c.per_replica, c.objective, c.pairs, self.replicas
+            "{demand} (now {:.1}, trend {:+.1}/min over {} min, lag {:.1}, error {:.1}); learned capacity {:.1} rps per Ready replica for {} ({basis}, {} minutes): {} replicas",
+            f.now, f.trend_per_minute, f.window_minutes, f.lag, f.noise, c.per_replica, c.objective, c.pairs, self.replicas
         )
     }
 }
@@ -208,7 +214,11 @@ pub fn hold_single_step(rule: &ForecastRule, history: &History, now: Timestamp, 
 /// each is replayed over the minutes given (`lookback`), forecasting every known minute from the
 /// minutes `horizon` before it, and the one whose forecasts came closer is used. A noisy load
 /// picks the long window, a smooth ramp the short one. The root mean square of its errors is the
-/// noise, so the headroom covers what this forecaster has actually missed by, ramps included.
+/// noise, so the headroom covers what this forecaster has actually missed by, ramps included. When
+/// its errors fell short on average, that systematic part is the lag: it is provisioned for in full
+/// (a forecast that trails a rise trails it every minute, unlike a burst) and the margin covers the
+/// spread around it. A forecaster that over-forecast (a fall, floored at the window's mean) keeps
+/// its whole error as noise: the way down is not made bolder by it.
 pub fn forecast(rule: &ForecastRule, load: &[f64]) -> Option<LoadForecast> {
     let known: Vec<f64> = load.iter().copied().filter(|v| v.is_finite()).collect();
     let k = known.len();
@@ -218,19 +228,25 @@ pub fn forecast(rule: &ForecastRule, load: &[f64]) -> Option<LoadForecast> {
     let long = ((rule.trend_window.as_secs_f64() / 60.0).round() as usize).max(3);
     let short = (long / 3).max(3);
     let ahead = rule.horizon.as_secs_f64() / 60.0;
-    let (noise, window) = [short, long]
+    let (replayed, window) = [short, long]
         .into_iter()
-        .filter_map(|window| replay_error(&known, window, ahead).map(|error| (error, window)))
-        .min_by(|a, b| a.0.total_cmp(&b.0))
-        .unwrap_or_else(|| (Line::through(&known[k.saturating_sub(long)..]).noise, long));
+        .filter_map(|window| replay_error(&known, window, ahead).map(|errors| (errors, window)))
+        .min_by(|a, b| a.0.root_mean_square.total_cmp(&b.0.root_mean_square))
+        .unwrap_or_else(|| {
+            let noise = Line::through(&known[k.saturating_sub(long)..]).noise;
+            (ReplayedErrors { root_mean_square: noise, mean: 0.0 }, long)
+        });
+    let lag = replayed.mean.max(0.0);
+    let noise = (replayed.root_mean_square.powi(2) - lag.powi(2)).max(0.0).sqrt();
     let line = Line::through(&known[k.saturating_sub(window)..]);
-    let margin = rule.noise_margin * noise;
+    let margin = lag + rule.noise_margin * noise;
     let demand = line.at(ahead).max(line.mean) + margin;
     let step_up_demand = line.at(ahead + rule.step_up_ahead.as_secs_f64() / 60.0).max(line.mean) + margin;
     Some(LoadForecast {
         now: known[k - 1],
         trend_per_minute: line.slope,
         noise,
+        lag,
         window_minutes: window as u32,
         demand,
         step_up_demand,
@@ -240,9 +256,14 @@ pub fn forecast(rule: &ForecastRule, load: &[f64]) -> Option<LoadForecast> {
 /// Replays fewer than this many forecasts and the comparison is noise.
 const MIN_REPLAYS: usize = 10;
 
-/// The root mean square error of a line through `window` minutes forecasting the minute `ahead`
-/// (rounded to whole minutes, at least one) after it, over every such minute in `known`.
-fn replay_error(known: &[f64], window: usize, ahead: f64) -> Option<f64> {
+/// The errors (actual minus forecast) of a line through `window` minutes forecasting the minute
+/// `ahead` (rounded to whole minutes, at least one) after it, over every such minute in `known`.
+struct ReplayedErrors {
+    root_mean_square: f64,
+    mean: f64,
+}
+
+fn replay_error(known: &[f64], window: usize, ahead: f64) -> Option<ReplayedErrors> {
     let gap = (ahead.round() as usize).max(1);
     let errors: Vec<f64> = (window..=known.len().saturating_sub(gap))
         .map(|end| {
@@ -250,7 +271,11 @@ fn replay_error(known: &[f64], window: usize, ahead: f64) -> Option<f64> {
             known[end + gap - 1] - line.at(gap as f64).max(line.mean)
         })
         .collect();
-    (errors.len() >= MIN_REPLAYS).then(|| (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt())
+    let n = errors.len() as f64;
+    (errors.len() >= MIN_REPLAYS).then(|| ReplayedErrors {
+        root_mean_square: (errors.iter().map(|e| e * e).sum::<f64>() / n).sqrt(),
+        mean: errors.iter().sum::<f64>() / n,
+    })
 }
 
 /// A slope is trusted in proportion to its evidence: it is scaled by `1 − TREND_EVIDENCE / t²`,
@@ -573,6 +598,27 @@ mod tests {
         assert_eq!(f.trend_per_minute, 0.0, "{f:?}");
         let mean = load.iter().sum::<f64>() / 15.0;
         assert!((f.demand - mean).abs() < 1e-9, "{f:?}");
+    }
+
+    #[test]
+    fn a_steady_rise_too_noisy_for_its_slope_is_provisioned_for_the_forecasts_own_lag() {
+        // 2 rps a minute under a scatter that hides the slope from the line: with no trend, its
+        // forecast is the window's mean, minutes behind the rise, every minute of it.
+        let rise = |i: usize| 300.0 + 2.0 * i as f64;
+        let load: Vec<f64> = (0..400).map(|i| rise(i) + 90.0 * scatter(i)).collect();
+        let (mut short_by, mut trailed_by) = (0.0, 0.0);
+        let ends = 120..400;
+        for end in ends.clone() {
+            let f = forecast(&rule(0.0), &load[end - 120..end]).expect("enough minutes");
+            let due = rise(end + 1);
+            short_by += due - f.demand;
+            trailed_by += due - (f.demand - f.lag);
+        }
+        let minutes = ends.len() as f64;
+        assert!(trailed_by / minutes > 5.0, "without the lag the forecast trails: {}", trailed_by / minutes);
+        assert!((short_by / minutes).abs() < 2.0, "with it, it is on the rise on average: {}", short_by / minutes);
+        let flat: Vec<f64> = (0..120).map(|i| 300.0 + 90.0 * scatter(i)).collect();
+        assert_eq!(forecast(&rule(0.0), &flat).expect("enough minutes").lag, 0.0, "a flat load has no lag");
     }
 
     #[test]

@@ -458,6 +458,7 @@ mod tests {
                 now: demand,
                 trend_per_minute: 0.0,
                 noise: 1.0,
+                lag: 0.0,
                 window_minutes: 10,
                 demand,
                 step_up_demand: demand,
