@@ -6,7 +6,7 @@
 # docs/simulate.md). Prints, per policy x trace x seed, cost, SLO-violation minutes, efficiency
 # (oracle cost / run cost) and scale events of each run, and whether the goal is met: fewer
 # SLO-violation minutes than HPA, efficiency >= 0.90 and at most 1.2 x HPA's scale events. Then the
-# same for held-out windows (other weeks of both traces, seed 1) that no parameter was chosen on, and
+# same for held-out windows (other weeks of both traces, seed 1) that no parameter was fitted to, and
 # for synthetic load shapes (scripts/synthetic-traces.py: a smooth daily cycle, weekends, steep ramps,
 # flash crowds, heavy noise) that show where a law tuned to real weeks stops generalizing.
 #
@@ -68,7 +68,7 @@ for policy in examples/simulate/*.yaml; do
 done
 echo "goal (fewer SLO-violation minutes than HPA, efficiency >= 0.90, scale events <= 1.2 x HPA's) met on $met of $total runs"
 echo
-echo "held-out weeks (seed 1; no parameter was chosen on them):"
+echo "held-out weeks (seed 1; no parameter was fitted to them):"
 header
 for policy in examples/simulate/*.yaml; do
   for spec in "${held_out_weeks[@]}"; do
