@@ -256,13 +256,14 @@ pub fn forecast(rule: &ForecastRule, load: &[f64]) -> Option<LoadForecast> {
 /// Replays fewer than this many forecasts and the comparison is noise.
 const MIN_REPLAYS: usize = 10;
 
-/// The errors (actual minus forecast) of a line through `window` minutes forecasting the minute
-/// `ahead` (rounded to whole minutes, at least one) after it, over every such minute in `known`.
+/// What replaying a forecaster found: its errors' (actual minus forecast) root mean square and mean.
 struct ReplayedErrors {
     root_mean_square: f64,
     mean: f64,
 }
 
+/// The errors of a line through `window` minutes forecasting the minute `ahead` (rounded to whole
+/// minutes, at least one) after it, over every such minute in `known`.
 fn replay_error(known: &[f64], window: usize, ahead: f64) -> Option<ReplayedErrors> {
     let gap = (ahead.round() as usize).max(1);
     let errors: Vec<f64> = (window..=known.len().saturating_sub(gap))
