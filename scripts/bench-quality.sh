@@ -6,8 +6,8 @@
 # docs/simulate.md). Prints, per policy x trace x seed, cost, SLO-violation minutes, efficiency
 # (oracle cost / run cost) and scale events of each run, and whether the goal is met: fewer
 # SLO-violation minutes than HPA, efficiency >= 0.90 and at most 1.2 x HPA's scale events. Then the
-# same for held-out windows (other weeks of both traces, seed 1) that no parameter was fitted to, and
-# for synthetic load shapes (scripts/synthetic-traces.py: a smooth daily cycle, weekends, steep ramps,
+# same for held-out weeks (other weeks of both traces, seed 1; not tuned on, but compared when the
+# settings were chosen), and for synthetic load shapes (scripts/synthetic-traces.py: a smooth daily cycle, weekends, steep ramps,
 # flash crowds, heavy noise) that show where a law tuned to real weeks stops generalizing.
 #
 #   scripts/bench-quality.sh [OUT_DIR]     (just bench-quality)
@@ -68,7 +68,7 @@ for policy in examples/simulate/*.yaml; do
 done
 echo "goal (fewer SLO-violation minutes than HPA, efficiency >= 0.90, scale events <= 1.2 x HPA's) met on $met of $total runs"
 echo
-echo "held-out weeks (seed 1; no parameter was fitted to them):"
+echo "held-out weeks (seed 1; not tuned on, but compared when the settings were chosen):"
 header
 for policy in examples/simulate/*.yaml; do
   for spec in "${held_out_weeks[@]}"; do

@@ -239,9 +239,9 @@ pub fn forecast(rule: &ForecastRule, load: &[f64]) -> Option<LoadForecast> {
     let lag = replayed.mean.max(0.0);
     let noise = (replayed.root_mean_square.powi(2) - lag.powi(2)).max(0.0).sqrt();
     let line = Line::through(&known[k.saturating_sub(window)..]);
-    let margin = lag + rule.noise_margin * noise;
-    let demand = line.at(ahead).max(line.mean) + margin;
-    let step_up_demand = line.at(ahead + rule.step_up_ahead.as_secs_f64() / 60.0).max(line.mean) + margin;
+    let headroom = lag + rule.noise_margin * noise;
+    let demand = line.forecast(ahead) + headroom;
+    let step_up_demand = line.forecast(ahead + rule.step_up_ahead.as_secs_f64() / 60.0) + headroom;
     Some(LoadForecast {
         now: known[k - 1],
         trend_per_minute: line.slope,
@@ -269,7 +269,7 @@ fn replay_error(known: &[f64], window: usize, ahead: f64) -> Option<ReplayedErro
     let errors: Vec<f64> = (window..=known.len().saturating_sub(gap))
         .map(|end| {
             let line = Line::through(&known[end - window..end]);
-            known[end + gap - 1] - line.at(gap as f64).max(line.mean)
+            known[end + gap - 1] - line.forecast(gap as f64)
         })
         .collect();
     let n = errors.len() as f64;
@@ -321,6 +321,13 @@ impl Line {
     /// The line's value `ahead` minutes after the last minute.
     fn at(&self, ahead: f64) -> f64 {
         self.mean + self.slope * (self.half + ahead)
+    }
+
+    /// The forecast `ahead` minutes on: the line's value there, never under the window's mean (a
+    /// falling trend is not trusted to continue). The replay and the demand share it, so the lag
+    /// measured is the lag of the forecast provisioned for.
+    fn forecast(&self, ahead: f64) -> f64 {
+        self.at(ahead).max(self.mean)
     }
 }
 
