@@ -7,8 +7,9 @@
 # (oracle cost / run cost) and scale events of each run, and whether the goal is met: fewer
 # SLO-violation minutes than HPA, efficiency >= 0.90 and at most 1.2 x HPA's scale events. Then the
 # same for held-out weeks (other weeks of both traces, seed 1; not tuned on, but compared when the
-# settings were chosen), and for synthetic load shapes (scripts/synthetic-traces.py: a smooth daily cycle, weekends, steep ramps,
-# flash crowds, heavy noise) that show where a law tuned to real weeks stops generalizing.
+# settings were chosen), and for synthetic load shapes (scripts/synthetic-traces.py: a smooth daily
+# cycle, weekends, steep ramps, flash crowds, heavy noise) that show where a law tuned to real weeks
+# stops generalizing.
 #
 #   scripts/bench-quality.sh [OUT_DIR]     (just bench-quality)
 #
