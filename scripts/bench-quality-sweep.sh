@@ -10,13 +10,15 @@
 #     (just bench-quality-sweep SETTING...)
 #
 # A SETTING is `shipped` (the policy as it is) or comma-separated KEY=VALUE pairs, KEY one of
-#   noiseMargin, stepUpAhead, singleStepDownWindow, horizon, trendWindow, lookback
+#   noiseMargin, stepUpAhead, singleStepDownWindow, horizon, trendWindow, lookback,
+#   sloViolationMinutePrice
 #                             spec.forecast's fields (docs/app-team.md)
 #   scaleDownStabilization    spec.behavior.scaleDown.stabilizationWindowSeconds
 # e.g. `scripts/bench-quality-sweep.sh shipped noiseMargin=0.6 scaleDownStabilization=0,noiseMargin=0.85`.
-# --weeks picks from worldcup98, worldcup98-w2, worldcup98-w4, nasa, nasa-w2, nasa-w4 (comma-
-# separated; default worldcup98,nasa: the benchmark weeks; the others are held out, look at them
-# last). Defaults: --policy examples/simulate/web-service.yaml, --seed 1, --out target/bench-quality-sweep.
+# --weeks picks from worldcup98, worldcup98-w2, worldcup98-w4, nasa, nasa-w2, nasa-w4 and the
+# synthetic shapes daily-cycle, weekly-cycle, ramps, flash-crowd, bursty (comma-separated; default
+# worldcup98,nasa: the benchmark weeks; the others are held out, look at them last).
+# Defaults: --policy examples/simulate/web-service.yaml, --seed 1, --out target/bench-quality-sweep.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +33,7 @@ while (($#)); do
     --seed) seed=$2; shift 2 ;;
     --weeks) weeks=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
     -*) echo "unknown flag $1 (see --help)" >&2; exit 2 ;;
     *) settings+=("$1"); shift ;;
   esac
@@ -43,6 +45,9 @@ source scripts/quality-weeks.sh
 declare -A week
 for spec in "${benchmark_weeks[@]}" "${held_out_weeks[@]}"; do
   week[${spec%% *}]=${spec#* }
+done
+for shape in "${synthetic_shapes[@]}"; do
+  week[$shape]="$out/synthetic-traces/$shape.csv 1 0 10080"
 done
 IFS=, read -r -a chosen <<<"$weeks"
 for w in "${chosen[@]}"; do
@@ -63,7 +68,7 @@ variant() {
     value=${pair#*=}
     [[ $pair == *=* && -n $value ]] || { echo "setting $pair: want KEY=VALUE" >&2; return 2; }
     case $key in
-      noiseMargin | stepUpAhead | singleStepDownWindow | horizon | trendWindow | lookback)
+      noiseMargin | stepUpAhead | singleStepDownWindow | horizon | trendWindow | lookback | sloViolationMinutePrice)
         grep -q '^  forecast:' <<<"$text" || { echo "$policy has no spec.forecast" >&2; return 2; }
         if grep -q "^    $key:" <<<"$text"; then
           text=$(sed -E "s|^    $key: .*|    $key: \"$value\"|" <<<"$text")
@@ -88,6 +93,7 @@ variant() {
 cargo build --quiet --release --locked -p trimtab
 bin=target/release/trimtab
 mkdir -p "$out"
+python3 scripts/synthetic-traces.py "$out/synthetic-traces"
 
 # simulate POLICY WEEK OUT_DIR: the run's table, beside the oracle, on stdout (its stderr in
 # OUT_DIR.log, shown if it fails).

@@ -175,6 +175,14 @@ pub struct Forecast {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("duration(self) >= duration('0s') && duration(self) <= duration('2h')").message("singleStepDownWindow must be between 0s and 2h"))]
     pub single_step_down_window: Option<String>,
+    /// What one SLO-violation minute is worth to you, in replica-minutes: a quantity of zero or
+    /// more. Above the noise margin, the plan adds a replica while the violation minutes it is
+    /// expected to save (from the forecaster's replayed error, taken as Gaussian) times this exceed
+    /// the one replica-minute it costs, so headroom goes where it buys the most. Default "0"
+    /// (off: the noise margin alone); docs/simulate.md measures the trade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("isQuantity(self) && !quantity(self).isLessThan(quantity('0'))").message("sloViolationMinutePrice must be a quantity of zero or more, such as \"20\""))]
+    pub slo_violation_minute_price: Option<String>,
 }
 
 fn default_min_replicas() -> i32 {
@@ -482,7 +490,8 @@ pub struct ForecastStatus {
     pub capacity_per_replica: String,
     /// The Ceiling objective whose learned capacity is the tightest.
     pub objective: String,
-    /// The replicas the plan asks for: demand over capacity per replica, rounded up.
+    /// The replicas the plan asks for: demand over capacity per replica, rounded up, and those
+    /// `sloViolationMinutePrice` pays for.
     pub replicas: i32,
 }
 

@@ -21,7 +21,9 @@
 //!   [`EXPLORE`] times the highest throughput per replica seen with the objective met, so a flat
 //!   latency (a service whose p99 is its service time) lets the count step down, and is measured
 //!   again, rather than be extrapolated to nothing;
-//! - **plan**: `ceil(forecast / (capacity × CAPACITY_SAFETY))` replicas, up or down. A Ceiling met
+//! - **plan**: `ceil(forecast / (capacity × CAPACITY_SAFETY))` replicas, up or down, and with
+//!   `sloViolationMinutePrice` the replicas above that whose expected saved SLO-violation minutes
+//!   are worth more than they cost ([`priced_headroom`]). A Ceiling met
 //!   asks for the plan (so a p99 sitting just under its target no longer blocks a scale-down that
 //!   would not breach it); a Ceiling breached asks for at least the plan. When the plan is above
 //!   the current count, the step provisions for the trend `stepUpAhead` beyond the horizon: a
@@ -137,6 +139,8 @@ pub struct Plan {
     /// The tightest objective's capacity.
     pub capacity: LearnedCapacity,
     pub replicas: i32,
+    /// Of the replicas at the horizon, those `sloViolationMinutePrice` bought over the noise margin.
+    pub bought: i32,
     /// The replicas are a step up, provisioned `stepUpAhead` beyond the horizon.
     pub stepped_ahead: bool,
 }
@@ -155,8 +159,12 @@ impl Plan {
         } else {
             format!("forecast {:.1} rps", f.demand)
         };
+        let bought = match self.bought {
+            0 => String::new(),
+            n => format!(" ({n} of them bought by sloViolationMinutePrice)"),
+        };
         format!(
-            "{demand} (now {:.1}, trend {:+.1}/min over {} min, lag {:.1}, error {:.1}); learned capacity {:.1} rps per Ready replica for {} ({basis}, {} minutes): {} replicas",
+            "{demand} (now {:.1}, trend {:+.1}/min over {} min, lag {:.1}, error {:.1}); learned capacity {:.1} rps per Ready replica for {} ({basis}, {} minutes): {} replicas{bought}",
             f.now, f.trend_per_minute, f.window_minutes, f.lag, f.noise, c.per_replica, c.objective, c.pairs, self.replicas
         )
     }
@@ -177,9 +185,57 @@ pub fn plan(policy: &Policy, history: &LoadHistory, current: i32) -> Option<Plan
         let replicas = (demand / (capacity.per_replica * CAPACITY_SAFETY)).ceil();
         replicas.is_finite().then(|| replicas.clamp(0.0, f64::from(i32::MAX)) as i32)
     };
-    let at_horizon = replicas_for(forecast.demand)?;
+    let margined = replicas_for(forecast.demand)?;
+    let at_horizon = priced_headroom(rule, &forecast, capacity.per_replica * CAPACITY_SAFETY, margined, policy.max_replicas);
     let replicas = if at_horizon > current { at_horizon.max(replicas_for(forecast.step_up_demand)?) } else { at_horizon };
-    Some(Plan { forecast, capacity, replicas, stepped_ahead: replicas > at_horizon })
+    Some(Plan { forecast, capacity, replicas, bought: at_horizon - margined, stepped_ahead: replicas > at_horizon })
+}
+
+/// `sloViolationMinutePrice`: from `margined` replicas (the noise margin's), add one while the
+/// chance it takes off this minute's violation (the load at the horizon taken as Gaussian around
+/// the forecast plus its lag, with the noise as its spread), times the price, is more than the one
+/// replica-minute it costs. Where the noise is small against a replica's capacity the margin's
+/// rounding up already covers it and nothing is bought; where it is large, each replica covers
+/// little of it and little is bought; in between, the most.
+fn priced_headroom(rule: &ForecastRule, forecast: &LoadForecast, per_replica: f64, margined: i32, max_replicas: i32) -> i32 {
+    let price = rule.slo_violation_minute_price;
+    if price <= 0.0 || forecast.noise <= 0.0 || per_replica <= 0.0 {
+        return margined;
+    }
+    let expected = forecast.demand - rule.noise_margin * forecast.noise;
+    let breach = |replicas: i32| upper_tail((f64::from(replicas) * per_replica - expected) / forecast.noise);
+    let worth_one_more = |replicas: i32| price * (breach(replicas) - breach(replicas + 1)) > 1.0;
+    // From the margin's count up, the count is over the expected load, so each replica more covers
+    // less of the tail than the one before: the counts worth one more are a run from `margined`.
+    let (mut low, mut high) = (margined, max_replicas.max(margined));
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if worth_one_more(middle) { low = middle + 1 } else { high = middle }
+    }
+    low
+}
+
+/// The chance that a standard normal variable exceeds `z`, to a relative error under 1.2e-7:
+/// `erfc(z / √2) / 2`, by the Chebyshev fit of the complementary error function in Numerical
+/// Recipes (6.2), whose coefficients these are (lowest power of `t` first).
+fn upper_tail(z: f64) -> f64 {
+    const ERFC_FIT: [f64; 10] = [
+        -1.265_512_23,
+        1.000_023_68,
+        0.374_091_96,
+        0.096_784_18,
+        -0.186_288_06,
+        0.278_868_07,
+        -1.135_203_98,
+        1.488_515_87,
+        -0.822_152_23,
+        0.170_872_77,
+    ];
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.5 * x);
+    let fit = ERFC_FIT.iter().rev().fold(0.0, |sum, c| sum * t + c);
+    let erfc = t * (fit - x * x).exp();
+    if z >= 0.0 { erfc / 2.0 } else { 1.0 - erfc / 2.0 }
 }
 
 /// The way down of `spec.forecast`: a scale-down of exactly one replica (what the stabilization
@@ -434,6 +490,7 @@ mod tests {
             noise_margin,
             step_up_ahead: Duration::ZERO,
             single_step_down_window: Duration::ZERO,
+            slo_violation_minute_price: 0.0,
         }
     }
 
@@ -547,6 +604,60 @@ mod tests {
         let error = Policy::from_spec(&spec(serde_json::json!({"loadQuery": "q", "singleStepDownWindow": "3h"})))
             .expect_err("over two hours");
         assert!(error.to_string().contains("spec.forecast.singleStepDownWindow"), "{error}");
+    }
+
+    #[test]
+    fn a_price_of_an_slo_violation_minute_buys_each_replica_that_saves_more_than_it_costs() {
+        // 10 rps a replica, maxReplicas 60; the margin (0) asks for ceil(expected / 10).
+        let priced = |price: f64, expected: f64, noise: f64| {
+            let forecast = LoadForecast {
+                now: expected,
+                trend_per_minute: 0.0,
+                noise,
+                lag: 0.0,
+                window_minutes: 15,
+                demand: expected,
+                step_up_demand: expected,
+            };
+            let margined = (expected / 10.0).ceil() as i32;
+            priced_headroom(&ForecastRule { slo_violation_minute_price: price, ..rule(0.0) }, &forecast, 10.0, margined, 60)
+        };
+        assert_eq!(priced(0.0, 100.0, 10.0), 10, "no price, no replica bought");
+        // 100 rps expected with an error of 10: the 11th replica covers the load's chance of being 0
+        // to 1 error over it (34 %), the 12th 1 to 2 (14 %), the 13th 2 to 3 (2 %): at 20
+        // replica-minutes a minute, the first two are worth it.
+        assert_eq!(priced(20.0, 100.0, 10.0), 12);
+        assert_eq!(priced(100.0, 100.0, 10.0), 13, "a dearer minute buys further into the tail");
+        assert_eq!(priced(1000.0, 100.0, 0.0), 10, "no error to cover");
+        assert_eq!(priced(1000.0, 95.0, 1.0), 10, "5 errors under the count: its rounding up already covers them");
+        assert_eq!(priced(1e9, 100.0, 1e9), 60, "never past maxReplicas");
+    }
+
+    #[test]
+    fn the_chance_of_a_load_over_the_count_is_the_normal_tail() {
+        let tails = [
+            (0.0, 0.5),
+            (1.0, 0.158_655_254),
+            (2.0, 0.022_750_132),
+            (3.0, 0.001_349_898),
+            (5.0, 2.866_516e-7),
+            (-1.0, 0.841_344_746),
+        ];
+        for (z, tail) in tails {
+            assert!((upper_tail(z) / tail - 1.0).abs() < 1e-6, "Q({z}) = {} not {tail}", upper_tail(z));
+        }
+    }
+
+    #[test]
+    fn a_negative_slo_violation_minute_price_is_refused_naming_the_field() {
+        let spec: crate::api::ScalingPolicySpec = serde_json::from_value(serde_json::json!({
+            "targetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 20,
+            "objectives": [{"name": "p99", "kind": "Ceiling", "query": "q", "target": "300m"}],
+            "forecast": {"loadQuery": "q", "sloViolationMinutePrice": "-5"}
+        }))
+        .expect("a spec");
+        let error = Policy::from_spec(&spec).expect_err("a negative price");
+        assert!(error.to_string().contains("spec.forecast.sloViolationMinutePrice"), "{error}");
     }
 
     #[test]

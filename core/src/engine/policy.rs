@@ -51,6 +51,8 @@ pub struct ForecastRule {
     pub step_up_ahead: Duration,
     /// A one-replica scale-down waits until every recommendation of this window asked for it.
     pub single_step_down_window: Duration,
+    /// What one SLO-violation minute is worth, in replica-minutes (0: off).
+    pub slo_violation_minute_price: f64,
 }
 
 pub const DEFAULT_FORECAST_HORIZON: Duration = Duration::from_secs(120);
@@ -310,17 +312,12 @@ impl Policy {
                 &f.single_step_down_window,
                 DEFAULT_SINGLE_STEP_DOWN_WINDOW,
             );
-            let noise_margin = match &f.noise_margin {
-                None => Some(DEFAULT_NOISE_MARGIN),
-                Some(text) => check.quantity("spec.forecast.noiseMargin", text).and_then(|q| {
-                    if q.as_f64() < 0.0 {
-                        check.problem("spec.forecast.noiseMargin", "must be zero or more");
-                        None
-                    } else {
-                        Some(q.as_f64())
-                    }
-                }),
+            let zero_or_more = |check: &mut Checker, field: &str, text: &Option<String>, default: f64| {
+                text.as_deref().map_or(Some(default), |t| check.zero_or_more_quantity(field, t))
             };
+            let noise_margin = zero_or_more(&mut check, "spec.forecast.noiseMargin", &f.noise_margin, DEFAULT_NOISE_MARGIN);
+            let slo_violation_minute_price =
+                zero_or_more(&mut check, "spec.forecast.sloViolationMinutePrice", &f.slo_violation_minute_price, 0.0);
             Some(ForecastRule {
                 load_query: f.load_query.clone(),
                 ready_replicas_query: f.ready_replicas_query.clone(),
@@ -330,6 +327,7 @@ impl Policy {
                 noise_margin: noise_margin?,
                 step_up_ahead: step_up_ahead?,
                 single_step_down_window: single_step_down_window?,
+                slo_violation_minute_price: slo_violation_minute_price?,
             })
         });
 
@@ -404,6 +402,15 @@ impl Checker {
             return None;
         }
         Some(quantity)
+    }
+
+    fn zero_or_more_quantity(&mut self, field: &str, text: &str) -> Option<f64> {
+        let value = self.quantity(field, text)?.as_f64();
+        if value < 0.0 {
+            self.problem(field, "must be zero or more");
+            return None;
+        }
+        Some(value)
     }
 
     fn duration(&mut self, field: &str, text: &str, bounds: DurationBounds) -> Option<Duration> {

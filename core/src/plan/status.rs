@@ -465,6 +465,7 @@ mod tests {
             },
             capacity: LearnedCapacity { objective: "p99-latency".into(), per_replica, basis: CapacityBasis::Fitted, pairs: 30 },
             replicas,
+            bought: 0,
             stepped_ahead: false,
         }
     }
