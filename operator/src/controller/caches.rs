@@ -17,7 +17,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
-use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::{mpsc, watch as signal};
@@ -297,15 +297,15 @@ impl Caches {
         let wakes = Wakes::default();
         let policies = watch_policies(scoped(client, namespace), {
             let (by_target, wakes) = (by_target.clone(), wakes.clone());
-            move |event, store| on_policy(&by_target, &wakes, event, store)
+            move |event, old| on_policy(&by_target, &wakes, event, old)
         });
         let deployments = watch(scoped(client, namespace), strip_deployment, {
             let (by_target, wakes, policies) = (by_target.clone(), wakes.clone(), policies.clone());
-            move |event, store| on_deployment(&by_target, &wakes, &policies, event, store)
+            move |event, old| on_deployment(&by_target, &wakes, &policies, event, old)
         });
         let hpas = watch(scoped(client, namespace), strip, {
             let (by_target, wakes) = (by_target.clone(), wakes.clone());
-            move |event, _: &Store<HorizontalPodAutoscaler>| {
+            move |event, _: Option<Arc<HorizontalPodAutoscaler>>| {
                 for key in by_target.hpas.apply(event) {
                     Caches::wake_target(&wakes, &by_target.policies, &key);
                 }
@@ -313,7 +313,7 @@ impl Caches {
         });
         let scaled_objects = scaled_objects(client, namespace, {
             let (by_target, wakes) = (by_target.clone(), wakes.clone());
-            move |event, _: &Store<DynamicObject>| {
+            move |event, _: Option<Arc<DynamicObject>>| {
                 for key in by_target.scaled_objects.apply(event) {
                     Caches::wake_target(&wakes, &by_target.policies, &key);
                 }
@@ -326,8 +326,8 @@ impl Caches {
             deployments,
             hpas,
             scaled_objects,
-            pools: watch(Api::all(client.clone()), strip, |_, _: &Store<CapacityPool>| {}),
-            nodes: watch(Api::all(client.clone()), strip_node, |_, _: &Store<Node>| {}),
+            pools: watch(Api::all(client.clone()), strip, |_, _: Option<Arc<CapacityPool>>| {}),
+            nodes: watch(Api::all(client.clone()), strip_node, |_, _: Option<Arc<Node>>| {}),
             by_target,
             pods_listed,
             wakes,
@@ -357,12 +357,12 @@ impl Caches {
 }
 
 /// A store kept by a watch that runs for the life of the process (retrying with kube-runtime's
-/// default backoff), each object passed through `strip` first, and each event shown to `hook`
-/// before the store applies it (so the store still holds the object as it was).
+/// default backoff), each object passed through `strip` first, and each event shown to `hook` with
+/// the object as it was, once the store holds it ([`reflect`]).
 fn watch<K, H>(api: Api<K>, strip: fn(&mut K), hook: H) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-    H: FnMut(&watcher::Event<K>, &Store<K>) + Send + 'static,
+    H: FnMut(&watcher::Event<K>, Option<Arc<K>>) + Send + 'static,
 {
     watch_with(api, (), strip, hook)
 }
@@ -372,11 +372,11 @@ fn watch_with<K, H>(api: Api<K>, dyntype: K::DynamicType, strip: fn(&mut K), hoo
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: std::hash::Hash + Eq + Clone + Send + Sync,
-    H: FnMut(&watcher::Event<K>, &Store<K>) + Send + 'static,
+    H: FnMut(&watcher::Event<K>, Option<Arc<K>>) + Send + 'static,
 {
-    let writer = Writer::new(dyntype);
+    let writer = Writer::new(dyntype.clone());
     let store = writer.as_reader();
-    reflect(writer, watcher(api, watcher::Config::default().any_semantic()).default_backoff().modify(strip), hook);
+    reflect(writer, dyntype, watcher(api, watcher::Config::default().any_semantic()).default_backoff().modify(strip), hook);
     store
 }
 
@@ -402,40 +402,70 @@ fn watch_pods(api: Api<WatchedPod>, by_target: Arc<ByTarget>) -> signal::Receive
 /// is stored as a shell its round reports, instead of failing the list, and so the watch, of all.
 fn watch_policies<H>(api: Api<LenientPolicy>, hook: H) -> Store<ScalingPolicy>
 where
-    H: FnMut(&watcher::Event<ScalingPolicy>, &Store<ScalingPolicy>) + Send + 'static,
+    H: FnMut(&watcher::Event<ScalingPolicy>, Option<Arc<ScalingPolicy>>) + Send + 'static,
 {
     let writer = Writer::new(());
     let store = writer.as_reader();
     let events =
         watcher(api, watcher::Config::default().any_semantic()).default_backoff().modify(strip).map_ok(lenient::policy_event);
-    reflect(writer, events, hook);
+    reflect(writer, (), events, hook);
     store
 }
 
-/// Runs the watch `events` into `writer` for the life of the process, each event shown to `hook`
-/// before the store applies it.
-fn reflect<K, S, H>(writer: Writer<K>, events: S, mut hook: H)
+/// A watch event and the object as the store held it before the event.
+type EventAndOld<K> = (watcher::Event<K>, Option<Arc<K>>);
+
+/// Runs the watch `events` into `writer` for the life of the process. Each event is shown to
+/// `hook`, with the object as the store held it before (none when new), once the store shows the
+/// event: a policy the hook wakes is in the store when the controller looks it up. Woken any
+/// earlier, a new policy was looked up before it was stored, not found, and dropped by the
+/// controller with no retry, so it was never reconciled until its spec changed. A relist's events
+/// (`Init` to `InitDone`) are stored together at `InitDone`, so they are shown to `hook` then.
+fn reflect<K, S, H>(mut writer: Writer<K>, dyntype: K::DynamicType, events: S, mut hook: H)
 where
     K: Resource + Clone + Send + Sync + 'static,
     K::DynamicType: std::hash::Hash + Eq + Clone + Send + Sync,
     S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-    H: FnMut(&watcher::Event<K>, &Store<K>) + Send + 'static,
+    H: FnMut(&watcher::Event<K>, Option<Arc<K>>) + Send + 'static,
 {
-    let before = writer.as_reader();
-    let stream = events.inspect_ok(move |event| hook(event, &before));
-    tokio::spawn(reflector::reflector(writer, stream).for_each(|_| async {}));
+    let store = writer.as_reader();
+    let mut relisted: Option<Vec<EventAndOld<K>>> = None;
+    tokio::spawn(events.for_each(move |event| {
+        // An error is the watch's to retry (with backoff), as a reflector's is.
+        if let Ok(event) = event {
+            let old = match &event {
+                watcher::Event::Apply(object) | watcher::Event::InitApply(object) | watcher::Event::Delete(object) => {
+                    store.get(&ObjectRef::from_obj_with(object, dyntype.clone()))
+                }
+                watcher::Event::Init | watcher::Event::InitDone => None,
+            };
+            writer.apply_watcher_event(&event);
+            match event {
+                watcher::Event::Init => relisted = Some(vec![(event, old)]),
+                watcher::Event::InitApply(_) => relisted.get_or_insert_with(Vec::new).push((event, old)),
+                watcher::Event::InitDone => {
+                    for (listed, old) in relisted.take().unwrap_or_default() {
+                        hook(&listed, old);
+                    }
+                    hook(&event, old);
+                }
+                watcher::Event::Apply(_) | watcher::Event::Delete(_) => hook(&event, old),
+            }
+        }
+        async {}
+    }));
 }
 
 /// A policy event: the index follows it; the policy wakes when it is new or its spec (generation)
 /// or annotations (trimtab.dev/paused) changed, never for a status write (Trimtab's own above
 /// all). A policy appearing or going also wakes the others of its target (who conflicts with whom).
-fn on_policy(by_target: &ByTarget, wakes: &Wakes, event: &watcher::Event<ScalingPolicy>, store: &Store<ScalingPolicy>) {
+fn on_policy(by_target: &ByTarget, wakes: &Wakes, event: &watcher::Event<ScalingPolicy>, old: Option<Arc<ScalingPolicy>>) {
     for key in by_target.policies.apply(event) {
         Caches::wake_target(wakes, &by_target.policies, &key);
     }
     if let watcher::Event::Apply(policy) | watcher::Event::InitApply(policy) = event {
         let reference = ObjectRef::from_obj(policy);
-        let changed = store.get(&reference).is_none_or(|old| {
+        let changed = old.is_none_or(|old| {
             old.metadata.generation != policy.metadata.generation
                 || old.metadata.uid != policy.metadata.uid
                 || old.metadata.annotations != policy.metadata.annotations
@@ -454,7 +484,7 @@ fn on_deployment(
     wakes: &Wakes,
     policies: &Store<ScalingPolicy>,
     event: &watcher::Event<CachedDeployment>,
-    store: &Store<CachedDeployment>,
+    old: Option<Arc<CachedDeployment>>,
 ) {
     let (deployment, gone) = match event {
         watcher::Event::Apply(d) | watcher::Event::InitApply(d) => (d, false),
@@ -463,7 +493,6 @@ fn on_deployment(
     };
     let namespace = deployment.namespace().unwrap_or_default();
     let key = target_key(&namespace, &deployment.name_any());
-    let old = store.get(&ObjectRef::from_obj(deployment));
     let replicas = deployment.spec.as_ref().and_then(|s| s.replicas);
     let only_replicas = old.as_ref().is_some_and(|old| {
         let without_replicas = |d: &CachedDeployment| d.spec.clone().map(|s| CachedDeploymentSpec { replicas: None, ..s });
@@ -494,7 +523,7 @@ fn on_deployment(
 /// (nothing to conflict with that we could see).
 async fn scaled_objects<H>(client: &Client, namespace: Option<&str>, hook: H) -> Result<Option<Store<DynamicObject>>, CacheError>
 where
-    H: FnMut(&watcher::Event<DynamicObject>, &Store<DynamicObject>) + Send + 'static,
+    H: FnMut(&watcher::Event<DynamicObject>, Option<Arc<DynamicObject>>) + Send + 'static,
 {
     let resource = scaled_object_resource();
     let api: Api<DynamicObject> = match namespace {
@@ -522,4 +551,65 @@ pub fn labelled_pool(pod: &CachedPod, spot: &CapacityPool, on_demand: &CapacityP
 /// `node` carries every label of `pool`'s node selector.
 pub fn on_pool(node: &Node, pool: &CapacityPool) -> bool {
     pool.spec.node_selector.iter().all(|(k, v)| node.labels().get(k) == Some(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
+
+    fn config_map(name: &str, generation: i64) -> ConfigMap {
+        let metadata = ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("shop".into()),
+            generation: Some(generation),
+            ..ObjectMeta::default()
+        };
+        ConfigMap { metadata, ..ConfigMap::default() }
+    }
+
+    /// What a hook saw of one event: its object, whether the store held that object then, and the
+    /// generation the object had before.
+    type Seen = (String, bool, Option<i64>);
+
+    #[tokio::test]
+    async fn a_watched_object_is_in_the_store_when_its_hook_runs_and_a_relist_is_shown_once_stored() {
+        let writer = Writer::<ConfigMap>::new(());
+        let store = writer.as_reader();
+        let (seen, mut shown) = mpsc::unbounded_channel::<Seen>();
+        let events = futures::stream::iter([
+            watcher::Event::Apply(config_map("web", 1)),
+            watcher::Event::Apply(config_map("web", 2)),
+            watcher::Event::Init,
+            watcher::Event::InitApply(config_map("web", 2)),
+            watcher::Event::InitApply(config_map("api", 1)),
+            watcher::Event::InitDone,
+        ])
+        .map(Ok);
+        reflect(writer, (), events, {
+            let store = store.clone();
+            move |event, old: Option<Arc<ConfigMap>>| {
+                if let watcher::Event::Apply(object) | watcher::Event::InitApply(object) = event {
+                    let stored = store.get(&ObjectRef::from_obj(object)).is_some();
+                    let _ = seen.send((object.name_any(), stored, old.and_then(|o| o.metadata.generation)));
+                }
+            }
+        });
+        let mut all = Vec::new();
+        while all.len() < 4 {
+            let next = tokio::time::timeout(Duration::from_secs(10), shown.recv()).await;
+            all.push(next.expect("the hook runs for every event").expect("the watch is still running"));
+        }
+        assert_eq!(
+            all,
+            [
+                ("web".to_owned(), true, None),
+                ("web".to_owned(), true, Some(1)),
+                ("web".to_owned(), true, Some(2)),
+                ("api".to_owned(), true, None),
+            ],
+            "each object is in the store when its hook runs (a relist's at InitDone), with what it was before"
+        );
+    }
 }
