@@ -16,7 +16,7 @@
 #   scaleDownStabilization    spec.behavior.scaleDown.stabilizationWindowSeconds
 # e.g. `scripts/bench-quality-sweep.sh shipped noiseMargin=0.6 scaleDownStabilization=0,noiseMargin=0.85`.
 # --weeks picks from worldcup98, worldcup98-w2, worldcup98-w4, nasa, nasa-w2, nasa-w4 and the
-# synthetic shapes daily-cycle, weekly-cycle, ramps, flash-crowd, bursty (comma-separated; default
+# shapes of scripts/synthetic-traces.py: daily-cycle, weekly-cycle, ramps, ... (comma-separated; default
 # worldcup98,nasa: the benchmark weeks; the others are held out, look at them last).
 # Defaults: --policy examples/simulate/web-service.yaml, --seed 1, --out target/bench-quality-sweep.
 set -euo pipefail
@@ -46,8 +46,10 @@ declare -A week
 for spec in "${benchmark_weeks[@]}" "${held_out_weeks[@]}"; do
   week[${spec%% *}]=${spec#* }
 done
-for shape in "${synthetic_shapes[@]}"; do
-  week[$shape]="$out/synthetic-traces/$shape.csv 1 0 10080"
+# The synthetic shapes are weeks too, named by their files (a quarter of a second to write).
+python3 scripts/synthetic-traces.py "$out/synthetic-traces"
+for shape in "$out"/synthetic-traces/*.csv; do
+  week[$(basename "$shape" .csv)]="$shape 1 0 10080"
 done
 IFS=, read -r -a chosen <<<"$weeks"
 for w in "${chosen[@]}"; do
@@ -93,7 +95,6 @@ variant() {
 cargo build --quiet --release --locked -p trimtab
 bin=target/release/trimtab
 mkdir -p "$out"
-python3 scripts/synthetic-traces.py "$out/synthetic-traces"
 
 # simulate POLICY WEEK OUT_DIR: the run's table, beside the oracle, on stdout (its stderr in
 # OUT_DIR.log, shown if it fails).

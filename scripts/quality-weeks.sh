@@ -15,5 +15,3 @@ held_out_weeks=(
   "nasa-w2 traces/nasa-1995-per-minute.csv 300 10080 10080"
   "nasa-w4 traces/nasa-1995-per-minute.csv 300 30240 10080"
 )
-# The synthetic one-week shapes of scripts/synthetic-traces.py (each OUT_DIR/SHAPE.csv, --scale 1).
-synthetic_shapes=(daily-cycle weekly-cycle ramps flash-crowd bursty)
